@@ -1,0 +1,45 @@
+# The only place that knows about the virtual environment and the torch pin.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= data
+INDEX  ?= index
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export NO_PROXY := 127.0.0.1,localhost
+export no_proxy := 127.0.0.1,localhost
+
+.PHONY: install run test build chat eval bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(STAMP)
+
+build: install
+	$(BIN)/qa build $(DATA) --index $(INDEX) --if-stale
+
+run: build
+	@if [ -f ui.py ]; then $(BIN)/python ui.py --index $(INDEX); else $(BIN)/qa chat --index $(INDEX); fi
+
+chat: build
+	$(BIN)/qa chat --index $(INDEX)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+eval: install
+	$(BIN)/qa eval ../shared/eval/*/
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(INDEX)/*.json $(INDEX)/*.jsonl $(INDEX)/*.faiss $(INDEX)/*.npy $(INDEX)/bm25

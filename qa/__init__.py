@@ -1,0 +1,55 @@
+"""Offline FAQ question answering with grounded, cited answers.
+
+    >>> from qa import ask
+    >>> answer = ask("What did the Cuban leader lay at the monument?")
+    >>> answer.text, answer.citations[0].source
+
+Importing this package loads no model and reads no index: the first `ask()` does.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .bot import Bot
+from .errors import (
+    DocumentError,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QAError,
+)
+from .types import Answer, Citation, Hit, Passage
+
+__all__ = [
+    "Answer",
+    "Bot",
+    "Citation",
+    "DocumentError",
+    "Hit",
+    "IndexBusyError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "Passage",
+    "QAError",
+    "ask",
+]
+
+_default_bot: Bot | None = None
+_default_lock = threading.Lock()
+
+
+def default_bot() -> Bot:
+    """The Bot over the default index ($QA_INDEX_DIR or ./index), created once."""
+    global _default_bot
+    with _default_lock:
+        if _default_bot is None:
+            _default_bot = Bot()
+        return _default_bot
+
+
+def ask(question: str, k: int = 5, **kwargs) -> Answer:
+    """Answer `question` from the default index; see `Bot.ask`."""
+    return default_bot().ask(question, k, **kwargs)

@@ -1,0 +1,234 @@
+"""The public face of the package: build or load an index, then ask it questions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .answering import AnswerSettings, Answerer
+from .embedding import Embedder
+from .indexing import build_index, is_stale
+from .retrieval import RetrievalSettings, Retriever
+from .store import StoredIndex, load_index
+from .types import Answer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INDEX_DIR = "index"
+DEFAULT_MAX_QUESTION_CHARS = 2000
+
+
+def resolve_index_dir(index_dir: str | os.PathLike | None) -> Path:
+    """The index folder: argument → $QA_INDEX_DIR → ./index."""
+    return Path(index_dir or os.environ.get("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def validate_question(question: object, max_chars: int) -> str:
+    """The question, stripped; or ValueError with the reason.
+
+    Raises:
+        ValueError: not a string, blank, or longer than `max_chars`.
+    """
+    if not isinstance(question, str):
+        raise ValueError(f"question must be a string, got {type(question).__name__}")
+    text = question.strip()
+    if not text:
+        raise ValueError("question is empty: ask something, e.g. 'Who did Díaz-Canel meet in St. Petersburg?'")
+    if len(text) > max_chars:
+        raise ValueError(f"question is {len(text):,} characters long; the limit is {max_chars:,}")
+    return text
+
+
+def follow_up_query(question: str, history: Sequence[str] | None) -> str:
+    """The text retrieval sees: a short follow-up is read together with the previous question.
+
+    "And who did he meet there?" after "Where did Díaz-Canel pay tribute?" is
+    searched as both, so the pronouns find their referent; a question that
+    stands on its own is searched alone.
+    """
+    if not history:
+        return question
+    previous = next((h.strip() for h in reversed(history) if h and h.strip()), "")
+    if not previous:
+        return question
+    words = question.lower().split()
+    leans_back = len(words) <= 8 or (words and words[0] in {"and", "also", "what", "then", "so", "but"}) and any(
+        w.strip("?.,!") in {"he", "she", "it", "they", "him", "her", "them", "his", "their", "its", "there", "that", "this", "those", "these"}
+        for w in words
+    )
+    return f"{previous} {question}" if leans_back else question
+
+
+class Bot:
+    """A question-answering bot over one index folder.
+
+    Construction is cheap: the index and the model load on first use (or
+    `warm_up()`), once, under a lock, so one Bot can serve many threads.
+
+    Args:
+        index_dir: the index folder (argument → $QA_INDEX_DIR → ./index).
+        model: the embedding model; None uses the one the index was built with.
+        threshold: abstention threshold on confidence (argument → $QA_THRESHOLD → default).
+        k: passages returned per answer by default.
+        max_question_chars: longer questions are refused with a ValueError.
+        verify: check the index files' checksums when loading.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike | None = None,
+        *,
+        model: str | None = None,
+        threshold: float | None = None,
+        k: int = 5,
+        max_question_chars: int | None = None,
+        retrieval: RetrievalSettings | None = None,
+        answering: AnswerSettings | None = None,
+        verify: bool = True,
+    ):
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.index_dir = resolve_index_dir(index_dir)
+        self.model = model or os.environ.get("QA_MODEL") or None
+        threshold = threshold if threshold is not None else _env_float("QA_THRESHOLD")
+        self.answer_settings = answering or AnswerSettings()
+        if threshold is not None:
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            from dataclasses import replace
+
+            self.answer_settings = replace(self.answer_settings, threshold=threshold)
+        self.retrieval_settings = retrieval or RetrievalSettings()
+        self.k = k
+        self.max_question_chars = max_question_chars or int(
+            os.environ.get("QA_MAX_QUESTION_CHARS") or DEFAULT_MAX_QUESTION_CHARS
+        )
+        self.verify = verify
+        self._lock = threading.Lock()
+        self._index: StoredIndex | None = None
+        self._embedder: Embedder | None = None
+        self._answerer: Answerer | None = None
+
+    @classmethod
+    def build(
+        cls,
+        paths: Sequence[str | os.PathLike],
+        index_dir: str | os.PathLike | None = None,
+        *,
+        model: str | None = None,
+        progress: bool = False,
+        **kwargs,
+    ) -> "Bot":
+        """Index the documents under `paths` into `index_dir` and return a Bot over it.
+
+        Raises:
+            DocumentError: a malformed document; the previous index is untouched.
+        """
+        folder = resolve_index_dir(index_dir)
+        embedder = Embedder(model)
+        build_index(list(paths), folder, embedder, progress=progress)
+        bot = cls(folder, model=embedder.model_id, **kwargs)
+        bot._embedder = embedder
+        return bot
+
+    @classmethod
+    def load(cls, index_dir: str | os.PathLike | None = None, **kwargs) -> "Bot":
+        """A Bot over an existing index, loaded now (so errors surface here)."""
+        bot = cls(index_dir, **kwargs)
+        bot.warm_up()
+        return bot
+
+    def warm_up(self) -> "Bot":
+        """Load the index and the model now (idempotent, thread-safe)."""
+        with self._lock:
+            if self._answerer is None:
+                index = load_index(self.index_dir, model=self.model, verify=self.verify)
+                if self._embedder is None or self._embedder.model_id != index.model:
+                    self._embedder = Embedder(index.model)
+                self._embedder.warm_up()
+                self._index = index
+                self._answerer = Answerer(Retriever(index, self.retrieval_settings), self.answer_settings)
+        return self
+
+    @property
+    def index(self) -> StoredIndex:
+        self.warm_up()
+        assert self._index is not None
+        return self._index
+
+    @property
+    def embedder(self) -> Embedder:
+        self.warm_up()
+        assert self._embedder is not None
+        return self._embedder
+
+    def is_stale(self) -> bool:
+        """True when the documents changed since the index was built."""
+        return is_stale(self.index_dir)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        history: Sequence[str] | None = None,
+        threshold: float | None = None,
+    ) -> Answer:
+        """Answer one question from the documents.
+
+        Args:
+            question: the question (at most `max_question_chars` characters).
+            k: how many retrieved passages to return with the answer.
+            history: earlier questions of the conversation, oldest first; a
+                follow-up is read in their light.
+            threshold: overrides the abstention threshold for this call.
+
+        Returns:
+            An Answer whose text quotes its citation verbatim, or an abstention.
+
+        Raises:
+            ValueError: an empty or over-long question, or k < 1.
+        """
+        return self.ask_many([question], k, history=history, threshold=threshold)[0]
+
+    def ask_many(
+        self,
+        questions: Sequence[str],
+        k: int | None = None,
+        *,
+        history: Sequence[str] | None = None,
+        threshold: float | None = None,
+    ) -> list[Answer]:
+        """Answer several questions, embedding them in one batch.
+
+        Raises:
+            ValueError: any question is empty or over-long, or k < 1.
+        """
+        k = self.k if k is None else k
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        texts = [validate_question(q, self.max_question_chars) for q in questions]
+        self.warm_up()
+        assert self._answerer is not None and self._embedder is not None
+        queries = [follow_up_query(t, history) for t in texts]
+        vectors = self._embedder.encode(queries, batch_size=64)
+        answers = []
+        for text, query, qvec in zip(texts, queries, vectors):
+            results = self._answerer.retriever.search(query, qvec, k)
+            answers.append(self._answerer.answer(text, results, threshold))
+        return answers

@@ -1,0 +1,217 @@
+"""The `qa` command: build, ask, info, chat, serve, eval.
+
+Heavy imports (torch, FAISS, Gradio) happen inside the subcommands, so
+`qa --help` is instant. Errors a user can fix are printed as one line on
+stderr with exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import QAError
+
+log = logging.getLogger("qa")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
+    parser.add_argument("--model", metavar="M", help="sentence-transformers model name or path (default: $QA_MODEL or the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+
+
+def _bot(args):
+    from .bot import Bot
+
+    return Bot(args.index, model=args.model, threshold=getattr(args, "threshold", None))
+
+
+def cmd_build(args) -> int:
+    from .bot import resolve_index_dir
+    from .embedding import Embedder
+    from .indexing import build_index, is_stale
+    from .store import read_manifest
+
+    folder = resolve_index_dir(args.index)
+    paths = args.paths or [os.environ.get("QA_DATA_DIR") or "data"]
+    if args.if_stale and (folder / "manifest.json").exists():
+        try:
+            manifest = read_manifest(folder)
+            fresh = not is_stale(folder) and manifest.get("inputs") == [str(p) for p in paths]
+            if fresh and (args.model is None or args.model == manifest["model"]):
+                print(f"index in {folder} is up to date ({manifest['passage_count']} passages)")
+                return 0
+        except QAError as exc:
+            print(f"rebuilding: {exc}", file=sys.stderr)
+    manifest = build_index(paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index)
+    print(
+        f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
+        f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {folder} "
+        f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
+    )
+    return 0
+
+
+def format_answer(answer) -> str:
+    """An Answer as terminal text: the quote, its citation and the confidence."""
+    lines = [answer.text]
+    if answer.answered:
+        c = answer.citations[0]
+        lines.append(f"  — {c.source}, {c.label} ({c.path}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
+    else:
+        lines.append(f"  (confidence {answer.confidence:.2f}) Closest passages:")
+        for hit in answer.passages[:3]:
+            snippet = hit.passage.text if len(hit.passage.text) < 120 else hit.passage.text[:117] + "..."
+            lines.append(f"  · {hit.passage.title}, {hit.passage.label}: {snippet}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args) -> int:
+    bot = _bot(args)
+    answer = bot.ask(args.question, args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .bot import resolve_index_dir
+    from .indexing import is_stale
+    from .store import read_manifest
+
+    folder = resolve_index_dir(args.index)
+    manifest = read_manifest(folder)
+    stale = is_stale(folder)
+    info = {
+        "index": str(folder),
+        "model": manifest["model"],
+        "dimension": manifest["dimension"],
+        "vector_index": manifest.get("vector_index"),
+        "passages": manifest["passage_count"],
+        "paragraphs": manifest.get("paragraph_count"),
+        "faq_pairs": manifest.get("faq_count"),
+        "built_at": manifest.get("built_at"),
+        "fresh": not stale,
+        "sources": [{"path": s["path"], "title": s["title"], "passages": s["passages"]} for s in manifest["sources"]],
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"index      {info['index']} ({'fresh' if info['fresh'] else 'STALE: the documents changed; run qa build'})")
+    print(f"model      {info['model']} ({info['dimension']} dimensions, {info['vector_index']})")
+    print(f"passages   {info['passages']} ({info['paragraphs']} paragraphs, {info['faq_pairs']} FAQ pairs)")
+    print(f"built      {info['built_at']}")
+    for s in info["sources"]:
+        print(f"source     {s['path']}: {s['title']} ({s['passages']} passages)")
+    return 0
+
+
+def cmd_chat(args) -> int:
+    bot = _bot(args).warm_up()
+    print("Ask a question about the documents (empty line or Ctrl-D to quit).")
+    history: list[str] = []
+    while True:
+        try:
+            question = input("? ")
+        except EOFError:
+            print()
+            return 0
+        if not question.strip():
+            return 0
+        try:
+            answer = bot.ask(question, history=history)
+        except ValueError as exc:
+            print(f"error: {exc}")
+            continue
+        history.append(question)
+        print(format_answer(answer))
+
+
+def cmd_serve(args) -> int:
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        import ui
+    except ImportError:
+        print("error: ui.py (the web chat) is not available here", file=sys.stderr)
+        return 2
+    return ui.main(args.rest) or 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import main as eval_main
+
+    return eval_main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Grounded answers with citations from your own documents, offline.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="index documents (files or folders) into the index folder")
+    b.add_argument("paths", nargs="*", help="files or folders (default: $QA_DATA_DIR or ./data)")
+    _common(b)
+    b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
+    b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_build)
+
+    a = sub.add_parser("ask", help="answer one question")
+    a.add_argument("question")
+    _common(a)
+    a.add_argument("-k", type=int, default=5, help="retrieved passages to return (default 5)")
+    a.add_argument("--threshold", type=float, help="abstention threshold on confidence (default: $QA_THRESHOLD or 0.5)")
+    a.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    a.set_defaults(func=cmd_ask)
+
+    i = sub.add_parser("info", help="model, counts, sources, and whether the index is fresh")
+    _common(i)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    c = sub.add_parser("chat", help="chat in the terminal")
+    _common(c)
+    c.add_argument("--threshold", type=float)
+    c.set_defaults(func=cmd_chat)
+
+    s = sub.add_parser("serve", help="start the web chat (ui.py); options after -- go to it")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_serve)
+
+    e = sub.add_parser("eval", help="measure retrieval and answers on evaluation sets")
+    e.add_argument("paths", nargs="+", metavar="PATH", help="folders in the shapes of ../shared/eval")
+    e.add_argument("--json", action="store_true", help="one JSON object per set")
+    e.add_argument("--out", metavar="FILE", help="also write the report as Markdown")
+    e.add_argument("--limit", type=int, help="at most this many questions per set")
+    e.add_argument("--model", metavar="M")
+    e.add_argument("-v", "--verbose", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return args.func(args)
+    except (QAError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The small error vocabulary that the CLI and the UI show to users as one line."""
+
+
+class QAError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class DocumentError(QAError, ValueError):
+    """A document could not be read or parsed; the message names the file (and line)."""
+
+
+class IndexNotFoundError(QAError):
+    """There is no index in the folder; the message says how to build one."""
+
+
+class IndexMismatchError(QAError):
+    """The index was built by another model or an incompatible format version."""
+
+
+class IndexCorruptError(QAError):
+    """A file of the index is missing, truncated or altered; rebuild the index."""
+
+
+class IndexBusyError(QAError):
+    """Another build holds the lock on this index folder."""

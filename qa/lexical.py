@@ -1,0 +1,82 @@
+"""Lexical retrieval: BM25 from bm25s over folded, stemmed, stopword-free tokens."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: 'Díaz' → 'diaz'."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def analyze(text: str) -> list[str]:
+    """The tokens BM25 sees: folded words, stopwords dropped, Snowball-stemmed."""
+    stop = _stopwords()
+    words = [w for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit())]
+    return _stemmer().stemWords(words)
+
+
+class LexicalIndex:
+    """A BM25 index over passages (one token list a passage), saved in bm25s' own format."""
+
+    def __init__(self, bm25):
+        self._bm25 = bm25
+
+    @classmethod
+    def fit(cls, texts: list[str]) -> "LexicalIndex":
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        corpus = [analyze(t) for t in texts]
+        bm25.index(corpus, show_progress=False)
+        return cls(bm25)
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "LexicalIndex":
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False, verbosity=0))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for `query` (zeros when no query word is indexed)."""
+        tokens = [t for t in analyze(query) if t in self._bm25.vocab_dict]
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency of every indexed term (BM25's formula, always positive)."""
+        n = self.size
+        df = np.diff(np.asarray(self._bm25.scores["indptr"]))
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        return {term: float(idf[i]) for term, i in self._bm25.vocab_dict.items() if i < len(idf)}
+
+    @property
+    def size(self) -> int:
+        return int(self._bm25.scores["num_docs"])

@@ -1,0 +1,268 @@
+"""The index on disk: a folder with a manifest that names one build's files.
+
+Layout of an index folder::
+
+    manifest.json            the commit point: format, model, fingerprint, counts, checksums, build id
+    <build-id>/passages.jsonl
+    <build-id>/keys.npy      int32 rows (passage, field, sentence) — what each vector embeds
+    <build-id>/vectors.faiss
+    <build-id>/bm25/         bm25s' own save format
+    .lock                    held by a build
+
+A build writes a new `<build-id>/` folder and then replaces `manifest.json` in
+one `os.replace`, so a reader sees the old index or the new one, never a mix,
+and a build killed at any point leaves the previous index as it was.
+Nothing is pickled: JSON, JSONL, `.npy` without pickle, and FAISS' own format.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .lexical import LexicalIndex
+from .types import Passage
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+
+# What a key row embeds.
+FIELD_TEXT = 0  # a paragraph, or an FAQ answer, whole
+FIELD_SENTENCE = 1  # one sentence of a multi-sentence paragraph or answer
+FIELD_QUESTION = 2  # an FAQ question
+FIELD_ALTERNATE = 3  # another phrasing of an FAQ question
+
+
+def passage_keys(passage: Passage) -> list[tuple[int, int, str]]:
+    """The texts embedded for one passage, as (field, sentence index or -1, text)."""
+    keys: list[tuple[int, int, str]] = []
+    if passage.kind == "faq":
+        keys.append((FIELD_QUESTION, -1, passage.question or ""))
+        keys.extend((FIELD_ALTERNATE, -1, alt) for alt in passage.alternates)
+    keys.append((FIELD_TEXT, -1, passage.text))
+    if len(passage.sentences) > 1:
+        for i, span in enumerate(passage.sentences):
+            keys.append((FIELD_SENTENCE, i, passage.text[span.start - passage.start : span.end - passage.start]))
+    return keys
+
+
+def lexical_text(passage: Passage) -> str:
+    """What BM25 indexes for a passage: for an FAQ pair, its questions and its answer."""
+    if passage.kind == "faq":
+        return "\n".join([passage.question or "", *passage.alternates, passage.text])
+    return passage.text
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(sources: list[dict]) -> str:
+    """One hash of the corpus: every source file's key (path below its input root) and content hash."""
+    digest = hashlib.sha256()
+    for src in sorted(sources, key=lambda s: s["key"]):
+        digest.update(f"{src['key']}\0{src['sha256']}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class StoredIndex:
+    """An index loaded from disk: everything retrieval and answering need."""
+
+    folder: Path
+    manifest: dict
+    passages: list[Passage]
+    keys: np.ndarray  # (n_keys, 3) int32: passage row, field, sentence index
+    vectors: object  # a faiss.Index over the key embeddings, rows aligned with `keys`
+    lexical: LexicalIndex
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["dimension"])
+
+
+@contextmanager
+def build_lock(folder: Path, wait: float) -> Iterator[None]:
+    """Hold the folder's build lock; wait up to `wait` seconds for another build to finish.
+
+    Raises:
+        IndexBusyError: another build still holds the lock after `wait` seconds.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+") as fh:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"another build is writing the index in {folder}; try again when it has finished"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_build(
+    folder: Path,
+    manifest: dict,
+    passages: list[Passage],
+    keys: np.ndarray,
+    vector_index,
+    lexical: LexicalIndex,
+) -> Path:
+    """Write one build's files beside the current index, then commit it by replacing the manifest.
+
+    The caller holds the build lock. Returns the new build's folder.
+    """
+    import faiss
+
+    build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    staging = folder / f".tmp-{build_id}"
+    staging.mkdir(parents=True)
+    with open(staging / "passages.jsonl", "w", encoding="utf-8") as fh:
+        for p in passages:
+            fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    np.save(staging / "keys.npy", keys.astype(np.int32), allow_pickle=False)
+    faiss.write_index(vector_index, str(staging / "vectors.faiss"))
+    lexical.save(staging / "bm25")
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    checksums = {str(p.relative_to(staging)): sha256_file(p) for p in files}
+    for path in files:
+        _fsync(path)
+    final = folder / build_id
+    os.rename(staging, final)
+    manifest = {**manifest, "format_version": FORMAT_VERSION, "build_id": build_id, "checksums": checksums}
+    tmp_manifest = folder / f".{MANIFEST}.{build_id}"
+    tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _fsync(tmp_manifest)
+    os.replace(tmp_manifest, folder / MANIFEST)
+    _fsync(folder)
+    return final
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(folder: Path) -> None:
+    """Remove builds that the manifest does not name: aborted ones and superseded ones.
+
+    The caller holds the build lock, so no build is writing.
+    """
+    current = read_manifest(folder).get("build_id") if (folder / MANIFEST).exists() else None
+    for child in folder.iterdir():
+        if child.name in (MANIFEST, LOCK, "README.md") or child.name == current:
+            continue
+        if child.is_dir() and (child.name.startswith(".tmp-") or (child / "passages.jsonl").exists() or not any(child.iterdir())):
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.is_file() and child.name.startswith(f".{MANIFEST}."):
+            child.unlink(missing_ok=True)
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of the index in `folder`.
+
+    Raises:
+        IndexNotFoundError: there is no index there.
+        IndexCorruptError: the manifest is unreadable.
+    """
+    path = folder / MANIFEST
+    if not path.exists():
+        raise IndexNotFoundError(f"no index in {folder}: build one with `qa build PATH... --index {folder}` (or `make run`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not an object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{path} is damaged ({exc}); rebuild the index with `qa build`") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"{path}: index format {version!r}, this version of qa reads format {FORMAT_VERSION}; rebuild the index with `qa build`"
+        )
+    for key in ("build_id", "model", "dimension", "checksums", "passage_count"):
+        if key not in manifest:
+            raise IndexCorruptError(f"{path} is damaged (no {key!r}); rebuild the index with `qa build`")
+    return manifest
+
+
+def load_index(folder: Path, model: str | None = None, verify: bool = True) -> StoredIndex:
+    """Load the index in `folder`.
+
+    Args:
+        folder: the index folder.
+        model: the model the caller will embed questions with; None accepts the index's own.
+        verify: check every file against the manifest's checksums.
+
+    Raises:
+        IndexNotFoundError, IndexMismatchError, IndexCorruptError: with a one-line message.
+    """
+    import faiss
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if model is not None and model != manifest["model"]:
+        raise IndexMismatchError(
+            f"the index in {folder} was built with model {manifest['model']!r}, not {model!r}; "
+            f"rebuild it with `qa build --model {model}` or drop --model"
+        )
+    data = folder / manifest["build_id"]
+    for name, expected in manifest["checksums"].items():
+        path = data / name
+        if not path.is_file():
+            raise IndexCorruptError(f"{path} is missing; rebuild the index with `qa build`")
+        if verify and sha256_file(path) != expected:
+            raise IndexCorruptError(f"{path} is damaged (checksum mismatch); rebuild the index with `qa build`")
+    try:
+        with open(data / "passages.jsonl", encoding="utf-8") as fh:
+            passages = [Passage.from_dict(json.loads(line)) for line in fh]
+        keys = np.load(data / "keys.npy", allow_pickle=False)
+        vectors = faiss.read_index(str(data / "vectors.faiss"))
+        lexical = LexicalIndex.load(data / "bm25")
+    except Exception as exc:  # any parse failure of a checksummed file means the index is unusable
+        raise IndexCorruptError(f"{data} cannot be read ({type(exc).__name__}: {exc}); rebuild the index with `qa build`") from None
+    if (
+        len(passages) != manifest["passage_count"]
+        or keys.ndim != 2
+        or keys.shape[0] != vectors.ntotal
+        or vectors.d != manifest["dimension"]
+        or lexical.size != len(passages)
+    ):
+        raise IndexCorruptError(f"{data}: files disagree with the manifest; rebuild the index with `qa build`")
+    return StoredIndex(folder, manifest, passages, keys, vectors, lexical)

@@ -1,0 +1,138 @@
+"""The currency every stage passes around: passages, citations and answers.
+
+These are small frozen dataclasses with no behaviour beyond serialisation, so
+that parsing, indexing, retrieval, answering and the UI agree on one shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+PassageKind = Literal["faq", "paragraph"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence of a passage: character offsets into the passage's source text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable unit: an article paragraph or an FAQ question/answer pair.
+
+    Offsets point into the text of the source file (`path`), so
+    `source_text[start:end] == text`. For an FAQ pair, `text` is the answer and
+    `question` the question; `question_start`/`question_end` locate the
+    question in the source where it has one (CSV/JSON files hold no shared
+    source text, so their offsets are into the answer string itself).
+    """
+
+    id: str
+    kind: PassageKind
+    text: str
+    title: str
+    path: str
+    start: int
+    end: int
+    position: int
+    line: int = 0
+    question: str | None = None
+    alternates: tuple[str, ...] = ()
+    sentences: tuple[Span, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """A short human name: the FAQ question, or 'paragraph N' (1-based)."""
+        if self.kind == "faq":
+            return self.question or ""
+        return f"paragraph {self.position + 1}"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["alternates"] = list(self.alternates)
+        data["sentences"] = [[s.start, s.end] for s in self.sentences]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Passage":
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            text=data["text"],
+            title=data["title"],
+            path=data["path"],
+            start=data["start"],
+            end=data["end"],
+            position=data["position"],
+            line=data.get("line", 0),
+            question=data.get("question"),
+            alternates=tuple(data.get("alternates", ())),
+            sentences=tuple(Span(s, e) for s, e in data.get("sentences", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its fused score (higher is better) and rank (0-based)."""
+
+    passage: Passage
+    score: float
+    rank: int
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "score": round(self.score, 4), **self.passage.to_dict()}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer's words come from.
+
+    `quote == passage.text[start - passage.start : end - passage.start]`, and
+    `start`/`end` are offsets into the source file's text, like the passage's.
+    """
+
+    passage_id: str
+    kind: PassageKind
+    source: str
+    path: str
+    label: str
+    quote: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["score"] = round(self.score, 4)
+        return data
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The bot's reply to one question.
+
+    `text` is a verbatim quote of the cited source when `answered` is True; when
+    it is False, `text` says the documents do not cover the question and
+    `passages` still lists the closest ones.
+    """
+
+    question: str
+    text: str
+    answered: bool
+    confidence: float
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "answered": self.answered,
+            "confidence": round(self.confidence, 4),
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [h.to_dict() for h in self.passages],
+        }

@@ -1,0 +1,61 @@
+"""Shared fixtures: one real model for the session, real indexes in tmp folders, no network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+ARTICLE = DATA / "diaz-canel-russia-visit.txt"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EVAL = ROOT.parent / "shared" / "eval"
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+for var in ("QA_INDEX_DIR", "QA_MODEL", "QA_THRESHOLD", "QA_DATA_DIR", "QA_MAX_QUESTION_CHARS"):
+    os.environ.pop(var, None)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
+    from qa.embedding import Embedder
+
+    e = Embedder()
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="session")
+def article_index(tmp_path_factory, embedder) -> Path:
+    """A real index of the bundled article, built once."""
+    from qa.indexing import build_index
+
+    folder = tmp_path_factory.mktemp("article-index")
+    build_index([ARTICLE], folder, embedder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bot(article_index, embedder):
+    """A Bot over the bundled article's index, sharing the session's model."""
+    from qa import Bot
+
+    b = Bot(article_index)
+    b._embedder = embedder
+    return b.warm_up()
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A writable copy of the bundled corpus folder."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(ARTICLE, folder / ARTICLE.name)
+    return folder
