@@ -85,6 +85,7 @@ class Bot:
         k: passages returned per answer by default.
         max_question_chars: longer questions are refused with a ValueError.
         verify: check the index files' checksums when loading.
+        embedder: an Embedder to share (e.g. between bots); None makes one for the index's model.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class Bot:
         retrieval: RetrievalSettings | None = None,
         answering: AnswerSettings | None = None,
         verify: bool = True,
+        embedder: Embedder | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -119,7 +121,7 @@ class Bot:
         self.verify = verify
         self._lock = threading.Lock()
         self._index: StoredIndex | None = None
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | None = embedder
         self._answerer: Answerer | None = None
 
     @classmethod
@@ -130,6 +132,7 @@ class Bot:
         *,
         model: str | None = None,
         progress: bool = False,
+        embedder: Embedder | None = None,
         **kwargs,
     ) -> "Bot":
         """Index the documents under `paths` into `index_dir` and return a Bot over it.
@@ -138,11 +141,9 @@ class Bot:
             DocumentError: a malformed document; the previous index is untouched.
         """
         folder = resolve_index_dir(index_dir)
-        embedder = Embedder(model)
+        embedder = embedder or Embedder(model)
         build_index(list(paths), folder, embedder, progress=progress)
-        bot = cls(folder, model=embedder.model_id, **kwargs)
-        bot._embedder = embedder
-        return bot
+        return cls(folder, model=embedder.model_id, embedder=embedder, **kwargs)
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike | None = None, **kwargs) -> "Bot":

@@ -47,9 +47,7 @@ def bot(article_index, embedder):
     """A Bot over the bundled article's index, sharing the session's model."""
     from qa import Bot
 
-    b = Bot(article_index)
-    b._embedder = embedder
-    return b.warm_up()
+    return Bot(article_index, embedder=embedder).warm_up()
 
 
 @pytest.fixture
