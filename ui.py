@@ -1,0 +1,348 @@
+"""The web chat: grounded answers with their citations, in the browser.
+
+    python ui.py --index index            # http://127.0.0.1:7860
+    qa serve -- --host 0.0.0.0 --auth me:secret
+
+The page is a thin view of `qa.Bot`: each reply is an `Answer` rendered by
+`render_answer`, which escapes every piece of document text and every question,
+so a document holding `<script>` shows it as text. The chat history lives in
+each browser session (the Chatbot value and a `gr.State`), never in this module.
+A JSON endpoint, `/ask`, returns `Answer.to_dict()` for programs.
+
+Importing this module loads no model and reads no index; `main()` loads both
+once, before the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import ipaddress
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
+
+from qa import Answer, Bot, Hit, QAError  # noqa: E402
+
+log = logging.getLogger("ui")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+# ask() spends its ~10-20 ms in native code (torch, FAISS) that releases the GIL, so a
+# few requests in flight keep two cores busy; more would only contend for them.
+CONCURRENCY = 4
+MAX_EXAMPLES = 8
+SUGGESTIONS = 3
+SHOWN_QUESTION_CHARS = 1000
+NOT_COVERED = "Not covered by the documents."
+
+CSS = """
+.qa-quote { font-size: 1.05em; margin: 0 0 .4em 0; }
+.qa-citation, .qa-note { font-size: .9em; opacity: .85; margin: 0 0 .4em 0; }
+.qa-abstain-title { font-weight: 600; margin: 0 0 .4em 0; }
+.qa-error { font-weight: 600; }
+.qa-sources summary { cursor: pointer; font-size: .9em; }
+.qa-passage { margin: .5em 0; font-size: .9em; }
+.qa-passage-head { font-weight: 600; }
+.qa-sources mark { padding: 0 .1em; }
+"""
+
+
+def _text(value: str) -> str:
+    """Document or user text as HTML that shows literally: escaped, newlines kept as <br>."""
+    return html.escape(value).replace("\n", "<br>")
+
+
+def _head(hit: Hit, note: str) -> str:
+    p = hit.passage
+    return (
+        f'<div class="qa-passage-head">{_text(p.title)} · {_text(p.label)}'
+        f" · score {hit.score:.2f}{note}</div>"
+    )
+
+
+def _highlighted(hit: Hit, spans: list[tuple[int, int]]) -> str:
+    """The passage's text with each (start, end) span, in source offsets, inside <mark>."""
+    text, base = hit.passage.text, hit.passage.start
+    parts, cursor = [], 0
+    for start, end in sorted(spans):
+        start, end = start - base, end - base
+        if not cursor <= start < end <= len(text):
+            continue
+        parts += [_text(text[cursor:start]), f"<mark>{_text(text[start:end])}</mark>"]
+        cursor = end
+    parts.append(_text(text[cursor:]))
+    return "".join(parts)
+
+
+def _snippet(text: str, limit: int = 240) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def render_answer(answer: Answer) -> str:
+    """One bot reply as HTML; every document text and question in it is escaped.
+
+    An answer shows its quote, a citation line (source, FAQ question or
+    paragraph, confidence) and a collapsed "Sources" section holding the cited
+    passage with the quote in <mark> and the other retrieved passages with their
+    scores. An abstention says the documents do not cover the question and
+    lists the closest passages as suggestions.
+
+    Args:
+        answer: the bot's Answer.
+
+    Returns:
+        An HTML fragment on one line (the Chatbot would re-indent a multi-line one).
+    """
+    cited: dict[str, list[tuple[int, int]]] = {}
+    for c in answer.citations:
+        cited.setdefault(c.passage_id, []).append((c.start, c.end))
+    if answer.answered:
+        top = [f'<p class="qa-quote">{_text(answer.text)}</p>']
+        top += [
+            f'<p class="qa-citation">Source: {_text(c.source)} · {_text(c.label)}'
+            f" · confidence {answer.confidence:.2f}</p>"
+            for c in answer.citations
+        ]
+    else:
+        top = [
+            f'<p class="qa-abstain-title">{NOT_COVERED}</p>',
+            f'<p class="qa-note">Confidence {answer.confidence:.2f}. '
+            + ("Closest passages:</p>" if answer.passages else "Nothing in the index came close.</p>"),
+        ]
+        top += [
+            f'<div class="qa-passage qa-suggestion">{_head(h, "")}{_text(_snippet(h.passage.text))}</div>'
+            for h in answer.passages[:SUGGESTIONS]
+        ]
+    sources = []
+    for hit in sorted(answer.passages, key=lambda h: (h.passage.id not in cited, h.rank)):
+        spans = cited.get(hit.passage.id, [])
+        note = " · cited" if spans else ""
+        sources.append(f'<div class="qa-passage">{_head(hit, note)}{_highlighted(hit, spans)}</div>')
+    if sources:
+        top.append(
+            f'<details class="qa-sources"><summary>Sources ({len(sources)})</summary>{"".join(sources)}</details>'
+        )
+    return f'<div class="{"qa-answer" if answer.answered else "qa-abstain"}">{"".join(top)}</div>'
+
+
+def render_error(error: Exception) -> str:
+    """A refused question (too long, empty) or an index problem, as a one-line chat message."""
+    return f'<div class="qa-error">Cannot answer: {_text(str(error))}</div>'
+
+
+def render_question(question: str) -> str:
+    """The user's question as shown in the chat: escaped, and cut short if it is huge."""
+    if len(question) > SHOWN_QUESTION_CHARS:
+        question = f"{question[:SHOWN_QUESTION_CHARS]} … ({len(question):,} characters)"
+    return _text(question)
+
+
+def example_questions(bot: Bot, limit: int = MAX_EXAMPLES) -> list[str]:
+    """Up to `limit` FAQ questions of the index, spread over it; none for a corpus without FAQs."""
+    questions = list(dict.fromkeys(p.question for p in bot.index.passages if p.kind == "faq" and p.question))
+    step = max(1, len(questions) // limit)
+    return questions[::step][:limit]
+
+
+def _sources_line(bot: Bot) -> str:
+    titles = list(dict.fromkeys(p.title for p in bot.index.passages))
+    shown = ", ".join(_text(t) for t in titles[:5])
+    more = f" and {len(titles) - 5} more" if len(titles) > 5 else ""
+    return (
+        "<p>Answers quote the documents word for word and name their source. "
+        f"Documents: {shown}{more}.</p>"
+    )
+
+
+def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
+    """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
+
+    Args:
+        bot: a Bot; call `warm_up()` first so no request pays for loading.
+        concurrency: requests answered at once; the rest wait in Gradio's queue.
+
+    Returns:
+        The Gradio app, not launched (see `launch`).
+    """
+
+    def respond(question: str, messages: list, asked: list[str]):
+        if not question.strip():
+            return "", messages, asked
+        try:
+            reply = render_answer(bot.ask(question, history=asked))
+            asked = asked + [question]
+        except (ValueError, QAError) as exc:
+            reply = render_error(exc)
+        messages = messages + [
+            {"role": "user", "content": render_question(question)},
+            {"role": "assistant", "content": reply},
+        ]
+        return "", messages, asked
+
+    def ask(question: str, history: list[str] | None = None) -> str:
+        """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON."""
+        # A JSON string, not a dict: gradio_client takes any dict with a "path" key for a
+        # file to download, and citations and passages carry the source file's path.
+        try:
+            return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
+        except (ValueError, QAError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def choose_example(event: gr.SelectData) -> str:
+        return event.value["text"]
+
+    with gr.Blocks(title="Ask the documents", analytics_enabled=False) as app:
+        gr.HTML(f"<h1>Ask the documents</h1>{_sources_line(bot)}")
+        chatbot = gr.Chatbot(
+            label="Chat",
+            height=560,
+            render_markdown=False,
+            allow_tags=False,
+            sanitize_html=True,
+            feedback_options=None,
+            buttons=[],
+            placeholder="Ask a question about the documents.",
+            examples=[{"text": q} for q in example_questions(bot)] or None,
+            elem_id="chat",
+        )
+        asked = gr.State([])
+        with gr.Row():
+            question = gr.Textbox(
+                placeholder="Type a question and press Enter",
+                show_label=False,
+                scale=6,
+                autofocus=True,
+                elem_id="question",
+            )
+            clear = gr.Button("Clear chat", scale=1, elem_id="clear")
+        # One concurrency group: the chat and /ask share the `concurrency` slots.
+        chat = dict(concurrency_id="bot", api_visibility="private")
+        question.submit(respond, [question, chatbot, asked], [question, chatbot, asked], **chat)
+        chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
+            respond, [question, chatbot, asked], [question, chatbot, asked], **chat
+        )
+        clear.click(lambda: ("", [], []), None, [question, chatbot, asked], queue=False, api_visibility="private")
+        chatbot.clear(lambda: [], None, asked, queue=False, api_visibility="private")
+        gr.api(ask, api_name="ask", concurrency_id="bot")
+    app.queue(default_concurrency_limit=concurrency)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` is reachable only from this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
+    """The warning to show when the chat would be reachable from other machines with no login, else None."""
+    if auth is not None or is_loopback(host):
+        return None
+    return (
+        f"the chat listens on {host}, reachable from other machines, with no login: "
+        "anyone who can reach it can read the documents; add --auth user:password (or set QA_AUTH)"
+    )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'user:password' -> ('user', 'password'); None or '' -> None.
+
+    Raises:
+        ValueError: no ':' or an empty user or password (the value itself is not echoed).
+    """
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("auth must look like user:password, with neither part empty")
+    return user, password
+
+
+def launch(
+    app: gr.Blocks,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    auth: tuple[str, str] | None = None,
+    *,
+    block: bool = True,
+) -> str:
+    """Serve `app` on host:port (never a public share link); warn when exposed without a login.
+
+    Args:
+        app: the app from `build_app`.
+        host: the address to bind; 127.0.0.1 keeps the chat on this machine.
+        port: the TCP port.
+        auth: (user, password) required to open the page and call the API, or None.
+        block: False returns once the server runs (tests); True serves until interrupted.
+
+    Returns:
+        The local URL.
+    """
+    warning = exposure_warning(host, auth)
+    if warning:
+        log.warning(warning)
+    _, url, _ = app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        share=False,
+        ssr_mode=False,
+        prevent_thread_lock=not block,
+        quiet=not block,
+        theme=gr.themes.Default(),
+        css=CSS,
+    )
+    return url
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ui.py", description="The web chat over an index of your documents.")
+    p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
+    p.add_argument("--model", metavar="M", help="embedding model (default: $QA_MODEL or the index's own)")
+    p.add_argument("--threshold", type=float, help="abstention threshold on confidence (default: $QA_THRESHOLD)")
+    p.add_argument("--host", default=os.environ.get("QA_HOST") or DEFAULT_HOST, help="address to bind (default: $QA_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=os.environ.get("QA_PORT") or DEFAULT_PORT, help="port (default: $QA_PORT or 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", default=os.environ.get("QA_AUTH"), help="require this login (default: $QA_AUTH; none)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the web chat: load the index and the model once, then serve until interrupted.
+
+    Returns:
+        The exit status: 0, or 2 after a one-line error (no index, bad option).
+    """
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "faiss.loader", "sentence_transformers", "transformers", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Gradio checks its own URL at start-up; through a proxy that check fails with 403.
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
+        filter(None, [os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1,localhost"])
+    )
+    try:
+        auth = parse_auth(args.auth)
+        bot = Bot(args.index, model=args.model, threshold=args.threshold).warm_up()
+    except (QAError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    launch(build_app(bot), args.host, args.port, auth)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
