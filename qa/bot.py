@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INDEX_DIR = "index"
 DEFAULT_MAX_QUESTION_CHARS = 2000
+# A lone UTF-16 surrogate: JSON ("\ud800") can carry one, but no tokenizer can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def resolve_index_dir(index_dir: str | os.PathLike | None) -> Path:
@@ -36,11 +39,31 @@ def _env_float(name: str) -> float | None:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def resolve_max_question_chars(value: int | None) -> int:
+    """The question length limit: argument → $QA_MAX_QUESTION_CHARS → 2000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    if value is None:
+        raw = os.environ.get("QA_MAX_QUESTION_CHARS", "").strip()
+        if not raw:
+            return DEFAULT_MAX_QUESTION_CHARS
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"QA_MAX_QUESTION_CHARS must be a whole number of characters, got {raw!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_question_chars must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def validate_question(question: object, max_chars: int) -> str:
     """The question, stripped; or ValueError with the reason.
 
     Raises:
-        ValueError: not a string, blank, or longer than `max_chars`.
+        ValueError: not a string, blank, longer than `max_chars`, or holding
+            an unpaired surrogate (invalid Unicode).
     """
     if not isinstance(question, str):
         raise ValueError(f"question must be a string, got {type(question).__name__}")
@@ -49,6 +72,11 @@ def validate_question(question: object, max_chars: int) -> str:
         raise ValueError("question is empty: ask something, e.g. 'Who did Díaz-Canel meet in St. Petersburg?'")
     if len(text) > max_chars:
         raise ValueError(f"question is {len(text):,} characters long; the limit is {max_chars:,}")
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise ValueError(
+            f"question holds invalid Unicode (an unpaired surrogate U+{ord(bad.group()):04X} at character {bad.start()})"
+        )
     return text
 
 
@@ -115,9 +143,7 @@ class Bot:
             self.answer_settings = replace(self.answer_settings, threshold=threshold)
         self.retrieval_settings = retrieval or RetrievalSettings()
         self.k = k
-        self.max_question_chars = max_question_chars or int(
-            os.environ.get("QA_MAX_QUESTION_CHARS") or DEFAULT_MAX_QUESTION_CHARS
-        )
+        self.max_question_chars = resolve_max_question_chars(max_question_chars)
         self.verify = verify
         self._lock = threading.Lock()
         self._index: StoredIndex | None = None

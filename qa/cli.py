@@ -48,7 +48,10 @@ def cmd_build(args) -> int:
                 return 0
         except QAError as exc:
             print(f"rebuilding: {exc}", file=sys.stderr)
-    manifest = build_index(paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index)
+    manifest = build_index(
+        paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
+        max_bytes=args.max_doc_bytes,
+    )
     print(
         f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
         f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {folder} "
@@ -159,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
     b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
+    b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_build)
 

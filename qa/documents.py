@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,8 @@ ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
 FAQ_SUFFIXES = {".csv", ".json", ".jsonl"}
 SUPPORTED_SUFFIXES = ARTICLE_SUFFIXES | FAQ_SUFFIXES
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_DOC_BYTES_ENV = "QA_MAX_DOC_BYTES"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _FAQ_HEADING = re.compile(
     r"^\s*(?:#{1,6}\s*)?(?:\*\*)?\s*(?:frequently\s+asked\s+questions|faqs?)\b", re.IGNORECASE
@@ -52,19 +55,49 @@ def readable_title(path: Path) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in words if w) or path.name
 
 
-def read_text(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str:
+def resolve_max_doc_bytes(max_bytes: int | None = None) -> int:
+    """The largest document to ingest, in bytes: argument → $QA_MAX_DOC_BYTES → 50 MiB.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    if max_bytes is None:
+        raw = os.environ.get(MAX_DOC_BYTES_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_FILE_BYTES
+        try:
+            max_bytes = int(raw)
+        except ValueError:
+            raise ValueError(f"{MAX_DOC_BYTES_ENV} must be a whole number of bytes, got {raw!r}") from None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"the maximum document size must be a whole number of bytes >= 1, got {max_bytes!r}")
+    return max_bytes
+
+
+def read_text(path: Path, max_bytes: int | None = None) -> str:
     """Read a file as UTF-8; undecodable bytes become U+FFFD with a warning.
+
+    Args:
+        path: the file.
+        max_bytes: the largest file accepted (argument → $QA_MAX_DOC_BYTES → 50 MiB).
 
     Raises:
         DocumentError: the file is larger than `max_bytes` or cannot be read.
     """
+    max_bytes = resolve_max_doc_bytes(max_bytes)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for one document")
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            # At most one byte past the limit, so a file that grows after fstat() is refused too.
+            raw = fh.read(max_bytes + 1) if size <= max_bytes else b""
+        size = max(size, len(raw))
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise DocumentError(
+            f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for one document; "
+            f"raise it with --max-doc-bytes or {MAX_DOC_BYTES_ENV}"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -238,6 +271,11 @@ def _faq_passage(path: str, title: str, record: dict, line: int, position: int, 
     if not isinstance(record, dict):
         raise DocumentError(f"{path}:{line}: expected an object with 'question' and 'answer', got {type(record).__name__}")
     fields = {str(k).strip().lower(): v for k, v in record.items()}
+    for name in ("question", "answer", "id", "alternates"):
+        texts = fields.get(name) if isinstance(fields.get(name), list) else [fields.get(name)]
+        if any(isinstance(t, str) and _SURROGATE.search(t) for t in texts):
+            # Only JSON escapes ("\ud800") can produce these; no encoder or file can hold them.
+            raise DocumentError(f"{path}:{line}: {name!r} holds invalid Unicode (an unpaired surrogate escape)")
     missing = [f for f in ("question", "answer") if not isinstance(fields.get(f), str) or not fields[f].strip()]
     if missing:
         raise DocumentError(f"{path}:{line}: missing or empty {' and '.join(repr(m) for m in missing)}")
@@ -307,8 +345,8 @@ def parse_faq_jsonl(path: str, text: str) -> Document:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DocumentError(f"{path}:{line_no}: invalid JSON: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise DocumentError(f"{path}:{line_no}: invalid JSON: {_json_reason(exc)}") from exc
         passages.append(_faq_passage(path, title, record, line_no, len(passages), seen))
     _check_ids(path, passages)
     return Document(path=path, text=text, title=title, passages=tuple(passages))
@@ -318,8 +356,9 @@ def parse_faq_json(path: str, text: str) -> Document:
     """JSON: a list of FAQ objects, or an object with a 'faqs' (or 'items') list and an optional 'title'."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DocumentError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:
+        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else 1
+        raise DocumentError(f"{path}:{line}: invalid JSON: {_json_reason(exc)}") from exc
     title = readable_title(Path(path))
     if isinstance(data, dict):
         if isinstance(data.get("title"), str) and data["title"].strip():
@@ -333,6 +372,15 @@ def parse_faq_json(path: str, text: str) -> Document:
         passages.append(_faq_passage(path, title, record, _json_item_line(text, i), len(passages), seen))
     _check_ids(path, passages)
     return Document(path=path, text=text, title=title, passages=tuple(passages))
+
+
+def _json_reason(exc: Exception) -> str:
+    """Why json.loads failed, in a few words (it also raises RecursionError and ValueError for huge numbers)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]
 
 
 def _json_item_line(text: str, index: int) -> int:

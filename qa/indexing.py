@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .documents import DEFAULT_MAX_FILE_BYTES, iter_files, load_document
+from .documents import iter_files, load_document, resolve_max_doc_bytes
 from .embedding import Embedder
 from .errors import DocumentError, QAError
 from .lexical import LexicalIndex
@@ -23,6 +23,7 @@ from .store import (
     lexical_text,
     load_index,
     passage_keys,
+    pause_point,
     read_manifest,
     sha256_file,
     write_build,
@@ -99,8 +100,8 @@ def _files_with_keys(paths: list[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def collect_passages(paths: list[str | Path], max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[list[Passage], list[dict]]:
-    """Parse every supported file under `paths`.
+def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:
+    """Parse every supported file under `paths`; files over `max_bytes` (see resolve_max_doc_bytes) are refused.
 
     Returns:
         (passages, sources): all passages in a stable order, and one record per file
@@ -118,6 +119,8 @@ def collect_passages(paths: list[str | Path], max_bytes: int = DEFAULT_MAX_FILE_
             "path": str(path), "key": key, "sha256": sha256_file(path),
             "title": document.title, "passages": len(document.passages),
         })
+        if len(sources) == 1:
+            pause_point("parse")
     if not sources:
         raise DocumentError(f"no supported documents (.txt, .md, .csv, .json, .jsonl) in {', '.join(map(str, paths))}")
     if not passages:
@@ -147,23 +150,26 @@ def build_index(
     batch_size: int = 32,
     progress: bool = False,
     lock_wait: float = 600.0,
-    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_bytes: int | None = None,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
     Parsing happens before anything is written, so a bad document leaves the
     previous index untouched; so does a crash at any later point.
 
+    Args:
+        max_bytes: the largest document accepted (argument → $QA_MAX_DOC_BYTES → 50 MiB).
+
     Returns:
         The new manifest.
 
     Raises:
-        DocumentError: a malformed document (the index is untouched).
+        DocumentError: a malformed or over-large document (the index is untouched).
         IndexBusyError: another build holds the folder for longer than `lock_wait` seconds.
     """
     started = time.perf_counter()
     folder = Path(folder)
-    passages, sources = collect_passages(list(paths), max_bytes)
+    passages, sources = collect_passages(list(paths), resolve_max_doc_bytes(max_bytes))
     log.info("parsed %d files into %d passages", len(sources), len(passages))
 
     key_rows, key_texts = [], []
@@ -180,6 +186,7 @@ def build_index(
         todo = [i for i, h in enumerate(hashes) if h not in reuse]
         # Embed in order of length so that batches pad little.
         todo.sort(key=lambda i: len(key_texts[i]))
+        pause_point("embed")
         fresh = embedder.encode([key_texts[i] for i in todo], batch_size=batch_size, progress=progress)
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
         vectors = np.empty((len(key_texts), dimension), dtype=np.float32)

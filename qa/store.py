@@ -9,10 +9,15 @@ Layout of an index folder::
     <build-id>/bm25/         bm25s' own save format
     .lock                    held by a build
 
+The manifest carries a SHA-256 of every build file and of its own content, so
+any truncated or altered file is refused at load time.
 A build writes a new `<build-id>/` folder and then replaces `manifest.json` in
 one `os.replace`, so a reader sees the old index or the new one, never a mix,
 and a build killed at any point leaves the previous index as it was.
 Nothing is pickled: JSON, JSONL, `.npy` without pickle, and FAISS' own format.
+
+For crash tests, `QA_TEST_PAUSE_AT=<stage>` makes a build stop at a named
+point (see `pause_point`) so a test can SIGKILL it there; unset, it costs nothing.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ from .types import Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own checksum
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+PAUSE_ENV = "QA_TEST_PAUSE_AT"
 
 # What a key row embeds.
 FIELD_TEXT = 0  # a paragraph, or an FAQ answer, whole
@@ -76,6 +82,24 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def pause_point(stage: str) -> None:
+    """Test hook: when $QA_TEST_PAUSE_AT equals `stage`, say so on stderr and sleep.
+
+    A crash test sets it, waits for the line, and kills the build at that
+    point. Stages, in order: parse, embed, write, commit, manifest, cleanup.
+    $QA_TEST_PAUSE_SECONDS sets the sleep (default 600).
+    """
+    if os.environ.get(PAUSE_ENV) == stage:
+        os.write(2, f"{PAUSE_ENV}: paused at {stage}\n".encode())
+        time.sleep(float(os.environ.get("QA_TEST_PAUSE_SECONDS") or 600))
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of a manifest's content, without its own `manifest_sha256` field."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("ascii")).hexdigest()
 
 
 def fingerprint(sources: list[dict]) -> str:
@@ -116,6 +140,7 @@ def build_lock(folder: Path, wait: float) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK, "a+") as fh:
         deadline = time.monotonic() + wait
+        waited = False
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -127,6 +152,9 @@ def build_lock(folder: Path, wait: float) -> Iterator[None]:
                     raise IndexBusyError(
                         f"another build is writing the index in {folder}; try again when it has finished"
                     ) from None
+                if not waited:
+                    log.warning("another build is writing the index in %s; waiting up to %.0f s for it", folder, wait)
+                    waited = True
                 time.sleep(0.2)
         try:
             yield
@@ -154,6 +182,7 @@ def write_build(
     with open(staging / "passages.jsonl", "w", encoding="utf-8") as fh:
         for p in passages:
             fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    pause_point("write")
     np.save(staging / "keys.npy", keys.astype(np.int32), allow_pickle=False)
     faiss.write_index(vector_index, str(staging / "vectors.faiss"))
     lexical.save(staging / "bm25")
@@ -163,12 +192,16 @@ def write_build(
         _fsync(path)
     final = folder / build_id
     os.rename(staging, final)
+    pause_point("commit")
     manifest = {**manifest, "format_version": FORMAT_VERSION, "build_id": build_id, "checksums": checksums}
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     tmp_manifest = folder / f".{MANIFEST}.{build_id}"
     tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _fsync(tmp_manifest)
+    pause_point("manifest")
     os.replace(tmp_manifest, folder / MANIFEST)
     _fsync(folder)
+    pause_point("cleanup")
     return final
 
 
@@ -211,12 +244,14 @@ def read_manifest(folder: Path) -> dict:
             raise ValueError("not an object")
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{path} is damaged ({exc}); rebuild the index with `qa build`") from None
+    if "manifest_sha256" in manifest and manifest["manifest_sha256"] != manifest_digest(manifest):
+        raise IndexCorruptError(f"{path} is damaged (checksum mismatch); rebuild the index with `qa build`")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise IndexMismatchError(
             f"{path}: index format {version!r}, this version of qa reads format {FORMAT_VERSION}; rebuild the index with `qa build`"
         )
-    for key in ("build_id", "model", "dimension", "checksums", "passage_count"):
+    for key in ("build_id", "model", "dimension", "checksums", "passage_count", "manifest_sha256"):
         if key not in manifest:
             raise IndexCorruptError(f"{path} is damaged (no {key!r}); rebuild the index with `qa build`")
     return manifest
@@ -233,10 +268,23 @@ def load_index(folder: Path, model: str | None = None, verify: bool = True) -> S
     Raises:
         IndexNotFoundError, IndexMismatchError, IndexCorruptError: with a one-line message.
     """
+    folder = Path(folder)
+    for attempt in range(3):
+        manifest = read_manifest(folder)
+        try:
+            return _load_build(folder, manifest, model, verify)
+        except IndexCorruptError:
+            # A build that committed while we read may have removed the build we
+            # were reading; that is not damage: read the new manifest and retry.
+            if attempt == 2 or read_manifest(folder)["build_id"] == manifest["build_id"]:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_build(folder: Path, manifest: dict, model: str | None, verify: bool) -> StoredIndex:
+    """Load the build that `manifest` names (see load_index)."""
     import faiss
 
-    folder = Path(folder)
-    manifest = read_manifest(folder)
     if model is not None and model != manifest["model"]:
         raise IndexMismatchError(
             f"the index in {folder} was built with model {manifest['model']!r}, not {model!r}; "
@@ -249,14 +297,19 @@ def load_index(folder: Path, model: str | None = None, verify: bool = True) -> S
             raise IndexCorruptError(f"{path} is missing; rebuild the index with `qa build`")
         if verify and sha256_file(path) != expected:
             raise IndexCorruptError(f"{path} is damaged (checksum mismatch); rebuild the index with `qa build`")
+    current = data / "passages.jsonl"
     try:
-        with open(data / "passages.jsonl", encoding="utf-8") as fh:
+        with open(current, encoding="utf-8") as fh:
             passages = [Passage.from_dict(json.loads(line)) for line in fh]
-        keys = np.load(data / "keys.npy", allow_pickle=False)
-        vectors = faiss.read_index(str(data / "vectors.faiss"))
-        lexical = LexicalIndex.load(data / "bm25")
+        current = data / "keys.npy"
+        keys = np.load(current, allow_pickle=False)
+        current = data / "vectors.faiss"
+        vectors = faiss.read_index(str(current))
+        current = data / "bm25"
+        lexical = LexicalIndex.load(current)
     except Exception as exc:  # any parse failure of a checksummed file means the index is unusable
-        raise IndexCorruptError(f"{data} cannot be read ({type(exc).__name__}: {exc}); rebuild the index with `qa build`") from None
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise IndexCorruptError(f"{current} cannot be read ({reason}); rebuild the index with `qa build`") from None
     if (
         len(passages) != manifest["passage_count"]
         or keys.ndim != 2
