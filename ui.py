@@ -43,13 +43,17 @@ SHOWN_QUESTION_CHARS = 1000
 NOT_COVERED = "Not covered by the documents."
 
 CSS = """
+.qa-answer, .qa-abstain, .qa-error { border-left: 4px solid; padding-left: .7em; }
+.qa-answer { border-color: #16a34a; }
+.qa-abstain { border-color: #d97706; }
+.qa-error { border-color: #dc2626; }
 .qa-quote { font-size: 1.05em; margin: 0 0 .4em 0; }
 .qa-citation, .qa-note { font-size: .9em; opacity: .85; margin: 0 0 .4em 0; }
-.qa-abstain-title { font-weight: 600; margin: 0 0 .4em 0; }
+.qa-abstain-title { font-size: 1.05em; font-weight: 600; margin: 0 0 .4em 0; }
 .qa-error { font-weight: 600; }
 .qa-sources summary { cursor: pointer; font-size: .9em; }
 .qa-passage { margin: .5em 0; font-size: .9em; }
-.qa-passage-head { font-weight: 600; }
+.qa-passage-head { font-size: .9em; opacity: .75; }
 .qa-sources mark { padding: 0 .1em; }
 """
 
@@ -308,6 +312,13 @@ def launch(
     return url
 
 
+def _bypass_proxy_for_loopback() -> None:
+    """Add 127.0.0.1 and localhost to NO_PROXY: Gradio checks its own URL at start-up, and through a proxy that fails with 403."""
+    hosts = [h for h in (os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "").split(",") if h]
+    hosts += [h for h in ("127.0.0.1", "localhost") if h not in hosts]
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(hosts)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ui.py", description="The web chat over an index of your documents.")
     p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
@@ -330,10 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "faiss.loader", "sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # Gradio checks its own URL at start-up; through a proxy that check fails with 403.
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
-        filter(None, [os.environ.get("NO_PROXY") or os.environ.get("no_proxy"), "127.0.0.1,localhost"])
-    )
+    _bypass_proxy_for_loopback()
     try:
         auth = parse_auth(args.auth)
         bot = Bot(args.index, model=args.model, threshold=args.threshold).warm_up()

@@ -144,7 +144,8 @@ def cmd_serve(args) -> int:
     except ImportError:
         print("error: ui.py (the web chat) is not available here", file=sys.stderr)
         return 2
-    return ui.main(args.rest) or 0
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return ui.main(rest) or 0
 
 
 def cmd_eval(args) -> int:

@@ -244,3 +244,11 @@ def test_importing_ui_loads_no_model():
     code = "import sys, ui; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ui.__file__.rsplit("/", 1)[0])
     assert out.stdout.strip() == "[]"
+
+
+
+def test_qa_serve_hands_the_options_after_the_separator_to_the_chat(tmp_path, capsys):
+    from qa.cli import main as qa_main
+
+    assert qa_main(["serve", "--", "--index", str(tmp_path / "nothing"), "--port", "7999"]) == 2
+    assert "no index in" in capsys.readouterr().err

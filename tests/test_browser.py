@@ -1,0 +1,234 @@
+"""The web chat in a real headless Chromium: answers, citations, Sources, abstentions, hostile text, no network."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+import ui
+from qa import Answer, Bot
+
+from .conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The flags that keep Chromium from calling home (updates, sync, QUIC probes) and run it without a display.
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+REPLY = "#chat .qa-answer, #chat .qa-abstain, #chat .qa-error"
+KNOWN = "Who did Díaz-Canel meet in St. Petersburg?"
+HOSTILE_DOCUMENT = """\
+# Release notes
+
+The changelog entry reads <script>window.__pwned=1</script> verbatim.
+
+The logo markup was <img src=x onerror="window.__pwned=1"> in old versions.
+"""
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(bot: Bot):
+    app = ui.build_app(bot)
+    return app, ui.launch(app, "127.0.0.1", free_port(), block=False)
+
+
+@pytest.fixture(scope="module")
+def article_url(bot):
+    """The chat over the bundled article."""
+    app, url = serve(bot)
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_bot(tmp_path_factory, embedder):
+    """A Bot over a document that holds a <script> and an <img onerror>."""
+    folder = tmp_path_factory.mktemp("hostile")
+    (folder / "release-notes.md").write_text(HOSTILE_DOCUMENT, encoding="utf-8")
+    return Bot.build([folder], folder / "index", embedder=embedder).warm_up()
+
+
+@pytest.fixture(scope="module")
+def hostile_url(hostile_bot):
+    app, url = serve(hostile_bot)
+    yield url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def requested() -> list[str]:
+    """Every URL the page asks for, filled in by the `page` fixture."""
+    return []
+
+
+@pytest.fixture
+def page(browser, requested):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    page.on("request", lambda request: requested.append(request.url))
+    yield page
+    page.close()
+
+
+def open_chat(page, url: str) -> None:
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#question textarea")
+
+
+def ask(page, question: str):
+    """Type `question`, press Enter and wait for its reply; returns the reply's locator (until the chat is cleared)."""
+    replies = page.locator(REPLY)
+    before = replies.count()
+    page.fill("#question textarea", question)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(
+        "([selector, n]) => document.querySelectorAll(selector).length > n", arg=[REPLY, before], timeout=30_000
+    )
+    return replies.nth(before)
+
+
+def clear_chat(page, button: str = "#clear") -> None:
+    page.click(button)
+    page.wait_for_function("([selector]) => document.querySelectorAll(selector).length === 0", arg=[REPLY])
+
+
+def open_sources(reply) -> None:
+    reply.locator("details.qa-sources > summary").click()
+
+
+def shows(reply, answer: Answer) -> bool:
+    """True when `reply` on the page renders `answer`: its quote, or an abstention with its confidence."""
+    if answer.answered:
+        return reply.locator(".qa-quote").inner_text() == answer.text
+    return reply.locator(".qa-abstain-title").count() == 1 and f"Confidence {answer.confidence:.2f}" in reply.inner_text()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def assert_stayed_local(requested: list[str]) -> None:
+    outside = [u for u in requested if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
+    assert requested and not outside, f"the page reached beyond this machine: {outside}"
+
+
+def test_answer_shows_its_quote_citation_and_highlighted_source(page, requested, article_url, bot):
+    expected = bot.ask(KNOWN)
+    open_chat(page, article_url)
+
+    reply = ask(page, KNOWN)
+
+    assert "Alexander Beglov" in reply.locator(".qa-quote").inner_text()
+    citation = reply.locator(".qa-citation")
+    assert citation.is_visible()
+    assert citation.inner_text() == (
+        f"Source: Diaz Canel Russia Visit · {expected.citations[0].label} · confidence {expected.confidence:.2f}"
+    )
+    mark = reply.locator("details.qa-sources mark")
+    assert not mark.is_visible(), "Sources start collapsed"
+    open_sources(reply)
+    assert mark.is_visible()
+    assert mark.inner_text() == expected.citations[0].quote
+    assert reply.locator("details.qa-sources .qa-passage").count() == len(expected.passages)
+    screenshot(page, "answer.png")
+    assert_stayed_local(requested)
+
+
+def test_off_topic_question_gets_the_abstention_and_suggestions(page, requested, article_url):
+    open_chat(page, article_url)
+
+    reply = ask(page, "How do I bake sourdough bread?")
+
+    assert reply.locator(".qa-abstain-title").inner_text() == "Not covered by the documents."
+    assert reply.locator(".qa-suggestion").first.is_visible()
+    assert reply.locator(".qa-citation, mark").count() == 0
+    screenshot(page, "abstention.png")
+    assert_stayed_local(requested)
+
+
+@pytest.mark.parametrize("clear_button", ["#clear", '#chat button[aria-label="Clear"]'], ids=["clear-chat", "trash-icon"])
+def test_follow_up_is_read_with_the_history_and_clear_forgets_it(page, requested, article_url, bot, clear_button):
+    follow_up = "And when?"
+    with_history, alone = bot.ask(follow_up, history=[KNOWN]), bot.ask(follow_up)
+    assert with_history.text != alone.text, "the history should change what a bare follow-up finds"
+    open_chat(page, article_url)
+
+    ask(page, KNOWN)
+    assert shows(ask(page, follow_up), with_history)
+
+    clear_chat(page, clear_button)
+    assert shows(ask(page, follow_up), alone)
+    assert_stayed_local(requested)
+
+
+def test_clicking_an_example_question_asks_it(page, requested, article_url, bot):
+    open_chat(page, article_url)
+    example = page.locator("#chat button.example").first
+    question = example.inner_text()
+    assert question in ui.example_questions(bot)
+
+    example.click()
+    page.wait_for_selector(REPLY, timeout=30_000)
+
+    assert page.locator('#chat [data-testid="user"]').first.inner_text() == question
+    assert page.locator(REPLY).last.locator(".qa-quote, .qa-abstain-title").is_visible()
+    assert_stayed_local(requested)
+
+
+def test_over_long_question_is_a_message_not_a_stack_trace(page, requested, article_url):
+    open_chat(page, article_url)
+
+    reply = ask(page, "why " * 700)
+
+    assert reply.get_attribute("class") == "qa-error"
+    assert "the limit is 2,000" in reply.inner_text()
+    assert "Traceback" not in page.content()
+    assert_stayed_local(requested)
+
+
+def test_hostile_document_and_question_show_as_text_and_run_nothing(page, requested, hostile_url):
+    open_chat(page, hostile_url)
+
+    reply = ask(page, "What does the changelog entry read?")
+    open_sources(reply)
+    assert "<script>window.__pwned=1</script>" in reply.inner_text()
+    clear_chat(page)
+    reply = ask(page, "What was the logo markup in old versions?")
+    open_sources(reply)
+    assert '<img src=x onerror="window.__pwned=1">' in reply.inner_text()
+    ask(page, '<img src=x onerror="window.__pwned=1"> what is this?')
+    page.wait_for_timeout(500)  # time for an injected <img> to fail loading and fire onerror
+
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator('#chat [data-testid="user"]').last.inner_text().startswith('<img src=x onerror="window.__pwned=1">')
+    assert page.locator("#chat script, #chat img[src='x']").count() == 0
+    screenshot(page, "hostile.png")
+    assert_stayed_local(requested)
