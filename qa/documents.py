@@ -340,7 +340,9 @@ def parse_faq_jsonl(path: str, text: str) -> Document:
     title = readable_title(Path(path))
     seen: dict[str, int] = {}
     passages = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a JSON Lines record: splitlines() would also cut at U+2028 and
+    # other separators that JSON strings may hold raw, and miscount lines.
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

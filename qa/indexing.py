@@ -14,7 +14,7 @@ import numpy as np
 from .documents import iter_files, load_document, resolve_max_doc_bytes
 from .embedding import Embedder
 from .errors import DocumentError, QAError
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, analyze
 from .store import (
     MANIFEST,
     build_lock,
@@ -171,6 +171,13 @@ def build_index(
     folder = Path(folder)
     passages, sources = collect_passages(list(paths), resolve_max_doc_bytes(max_bytes))
     log.info("parsed %d files into %d passages", len(sources), len(passages))
+    lexical_texts = [lexical_text(p) for p in passages]
+    if not any(analyze(t) for t in lexical_texts):
+        # bm25s cannot index a corpus without a single term (it fails with a bare ValueError).
+        raise DocumentError(
+            f"the documents in {', '.join(map(str, paths))} hold no words to index "
+            "(only punctuation, symbols or stopwords)"
+        )
 
     key_rows, key_texts = [], []
     for row, passage in enumerate(passages):
@@ -198,7 +205,7 @@ def build_index(
         log.info("embedded %d texts, reused %d", len(todo), len(key_texts) - len(todo))
 
         index = make_vector_index(vectors, vector_index)
-        lexical = LexicalIndex.fit([lexical_text(p) for p in passages])
+        lexical = LexicalIndex.fit(lexical_texts)
         manifest = {
             "model": embedder.model_id,
             "dimension": int(dimension),

@@ -15,6 +15,7 @@ import pytest
 from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError
 from qa import store
 from qa.cli import main as cli_main
+from qa.documents import load_document
 from qa.indexing import build_index
 from qa.store import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
 
@@ -290,6 +291,26 @@ def test_a_malformed_faq_file_is_named_with_its_line_and_leaves_the_index_untouc
     (corpus / name).write_text(content, encoding="utf-8")
     before = folder_state(index_copy)
     with pytest.raises(DocumentError, match=error):
+        build_index([corpus], index_copy, embedder)
+    assert folder_state(index_copy) == before
+
+
+def test_a_jsonl_answer_holding_a_raw_line_separator_is_one_record(tmp_path):
+    """JSON strings may hold U+2028 unescaped; only a newline ends a JSON Lines record."""
+    path = tmp_path / "faq.jsonl"
+    records = [{"question": "Which lines?", "answer": "One\u2028and the same."}, {"question": "Next?", "answer": "Yes."}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    passages = load_document(path).passages
+    assert [(p.question, p.text, p.line) for p in passages] == [("Which lines?", "One\u2028and the same.", 1), ("Next?", "Yes.", 2)]
+
+
+def test_a_corpus_without_a_single_word_is_refused_clearly(index_copy, tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "symbols.md").write_text("🎉 🎉\n\n!!! ...\n\nThe of and.\n", encoding="utf-8")
+    before = folder_state(index_copy)
+    with pytest.raises(DocumentError, match="hold no words to index"):
         build_index([corpus], index_copy, embedder)
     assert folder_state(index_copy) == before
 
