@@ -92,7 +92,7 @@ def _snippet(text: str, limit: int = 240) -> str:
 
 
 def render_answer(answer: Answer) -> str:
-    """One bot reply as HTML; every document text and question in it is escaped.
+    """One bot reply as HTML, with every piece of document text in it escaped.
 
     An answer shows its quote, a citation line (source, FAQ question or
     paragraph, confidence) and a collapsed "Sources" section holding the cited
@@ -196,6 +196,9 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON."""
         # A JSON string, not a dict: gradio_client takes any dict with a "path" key for a
         # file to download, and citations and passages carry the source file's path.
+        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
+            message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
+            raise gr.Error(message, print_exception=False)
         try:
             return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
         except (ValueError, QAError) as exc:

@@ -78,6 +78,14 @@ def test_ask_endpoint_refuses_an_over_long_question_with_a_readable_message(clie
         ask(client, "x" * 3000)
 
 
+@pytest.mark.parametrize("history", ["Who?", [1, 2], [None]])
+def test_ask_endpoint_refuses_a_malformed_history_by_name(client, history):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="history must be a list of earlier questions"):
+        ask(client, KNOWN, history)
+
+
 def test_concurrent_requests_get_the_same_answers_as_sequential_ones(client, bot):
     questions = [KNOWN, OFF_TOPIC, "What did the Cuban leader lay at the monument?"] * 4
     expected = [json.loads(json.dumps(bot.ask(q).to_dict())) for q in questions]
