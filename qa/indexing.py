@@ -32,33 +32,64 @@ from .types import Passage
 
 log = logging.getLogger(__name__)
 
-# Exact search is fast enough below this many vectors (FAISS flat: ~0.6 ms at 10k, 16 ms at 100k).
-FLAT_MAX_VECTORS = 200_000
+# Exact search (IndexFlatIP) up to this many vectors; above it, HNSW. Measured by `make bench`
+# (docs/performance.md): exact search costs ~0.06 us per vector per query on 2 cores, so
+# 1.3 ms p50 at 20k but 27 ms at 100k and ~150 ms at 1M, while HNSW stays under 1 ms.
+FLAT_MAX_VECTORS = 20_000
+# HNSW graph degree and build/search beam widths; efSearch is raised to k by FAISS when k is larger
+# (the Retriever asks for 200 keys, so it searches with a beam of 200).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 128
+VECTOR_INDEX_KINDS = ("auto", "flat", "hnsw")
+
+
+def choose_vector_index(n: int) -> str:
+    """The vector index `auto` builds for `n` vectors: "flat" while exact search is fast enough, else "hnsw"."""
+    return "flat" if n <= FLAT_MAX_VECTORS else "hnsw"
 
 
 def make_vector_index(vectors: np.ndarray, kind: str = "auto"):
     """A FAISS inner-product index over unit vectors, chosen by corpus size.
 
+    Both kinds keep the vectors themselves, so `reconstruct_batch` (which the
+    Retriever uses to rescore a candidate's keys) works and costs no extra memory.
+
     Args:
         vectors: float32 (n, d), rows of unit length.
-        kind: "flat" (exact), "hnsw", or "auto" (flat up to FLAT_MAX_VECTORS, then HNSW).
+        kind: "flat" (exact), "hnsw" (approximate), or "auto" (`choose_vector_index`).
+
+    Raises:
+        ValueError: an unknown kind.
     """
     import faiss
 
+    if kind not in VECTOR_INDEX_KINDS:
+        raise ValueError(f"vector index kind must be one of {', '.join(VECTOR_INDEX_KINDS)}, got {kind!r}")
     n, d = vectors.shape
     if kind == "auto":
-        kind = "flat" if n <= FLAT_MAX_VECTORS else "hnsw"
+        kind = choose_vector_index(n)
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
     else:
-        raise ValueError(f"vector index kind must be 'auto', 'flat' or 'hnsw', got {kind!r}")
+        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
     if n:
-        index.add(vectors)
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
+
+
+def describe_vector_index(index, requested: str = "auto") -> dict:
+    """The manifest's record of a vector index: its FAISS class, the parameters that shape its results, and why."""
+    out: dict = {"type": type(index).__name__, "ntotal": int(index.ntotal)}
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        out.update(M=int(index.hnsw.nb_neighbors(1)), ef_construction=int(hnsw.efConstruction), ef_search=int(hnsw.efSearch))
+    out["requested"] = requested
+    if requested == "auto":
+        out["flat_max_vectors"] = FLAT_MAX_VECTORS
+    return out
 
 
 def _text_hash(text: str) -> bytes:
@@ -210,6 +241,8 @@ def build_index(
             "model": embedder.model_id,
             "dimension": int(dimension),
             "vector_index": type(index).__name__,
+            "vector_index_params": describe_vector_index(index, vector_index),
+            "embedding_backend": getattr(embedder, "active_backend", None),
             "fingerprint": fingerprint(sources),
             "inputs": [str(p) for p in paths],
             "input_paths": [str(Path(p).resolve()) for p in paths],

@@ -1,0 +1,126 @@
+"""docs/performance.md, written by `make bench` from the figures of that run only."""
+
+from __future__ import annotations
+
+from . import report
+
+
+def _mib(b: float) -> str:
+    return f"{b / 2**20:,.0f} MiB"
+
+
+def performance_md(results: dict, figures: list, args) -> str:
+    """The performance report: machine, commands, the table of figures, the scale table and the plot."""
+    m = results["machine"]
+    d = results["details"]
+    build, ask, batch, fresh, identity = d["build"], d["ask"], d["batch"], d["fresh_process"], d["identity"]
+    met = sum(f.met is True for f in figures)
+    targets = sum(f.met is not None for f in figures)
+    failed = [f for f in figures if f.met is False]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    lines = [
+        "# Performance",
+        "",
+        f"Written by `make bench` on {results['generated_at']} in {results['duration_s'] / 60:.1f} minutes; every figure "
+        "below comes from that one run, each measured beside its reference (same texts, same questions, one after the "
+        "other), so the ratios hold even when the machine is busy. Machine-readable: `bench/results.json`.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB RAM, no GPU",
+        f"- {m['platform']}, Python {m['python']}",
+        f"- {versions}",
+        f"- OPENBLAS_CORETYPE={m['openblas'].get('OPENBLAS_CORETYPE')}, OPENBLAS_L2_SIZE={m['openblas'].get('OPENBLAS_L2_SIZE')} "
+        "(as set on this machine; left as is, since FAISS' bundled OpenBLAS 0.3.15 picks a generic kernel without it)",
+        f"- load average when the run started: {m['load_average_at_start']}",
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        "make bench                      # = .venv/bin/python bench/run.py" + (f" {' '.join(results['argv'])}" if results["argv"] else ""),
+        f"{build['command']}   # timed as a fresh process, end to end",
+        "qa ask QUESTION --index DIR     # timed from process start to exit, QA_BACKEND=onnx and =torch",
+        "```",
+        "",
+        f"## Summary: {met} of {targets} targets met",
+        "",
+        "| figure | value | reference (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report.table_rows(figures):
+        lines.append("| " + " | ".join(row) + " |")
+    if failed:
+        lines += ["", "Targets not met: " + "; ".join(f"{f.label} ({f.target_text})" for f in failed) + ". See the notes below."]
+    lines += [
+        "",
+        "## What was measured",
+        "",
+        f"- **Corpus**: the articles of `xquad_en` (Markdown, one paragraph a block) and the FAQ pairs of `stackfaq` and "
+        f"`covidqa_qsim` (JSONL) from `../shared/eval`: {build['passages']:,} passages, {build['texts']:,} embedded texts "
+        "(each paragraph and its sentences, each FAQ question and answer). Questions: the sets' own real questions.",
+        f"- **Build**: `qa build` as a fresh process ({build['build_wall_s']:.1f} s wall, {build['build_inprocess_s']:.1f} s "
+        f"inside build_index, embedding backend `{build['embedding_backend']}`, index `{build['vector_index']}`) against "
+        f"`SentenceTransformer.encode(texts, batch_size=32)` on the same {build['texts']:,} texts with the model already "
+        f"loaded ({build['raw_encode_s']:.1f} s). The one-time ONNX export (with its check against torch) took "
+        f"{d['onnx_export_s']:.1f} s and is not in the build figure: it happens once per machine and model.",
+        f"- **ask()**: {ask['questions']} questions, warm, one at a time, `Bot.ask(q)` on the ONNX index, interleaved with "
+        f"raw torch `encode([q])` of the same question. Of the ask() p50, embedding the question took "
+        f"{ask['embed_p50_ms']:.2f} ms and retrieval plus answer extraction {ask['retrieve_answer_p50_ms']:.2f} ms "
+        f"(p99 {ask['retrieve_answer_p99_ms']:.2f} ms). The torch path's ask() p50 was {ask['torch_ask_p50_ms']:.2f} ms.",
+        f"- **Batch**: `Bot.ask_many(questions)` against a loop of `Bot.ask` over the same {batch['questions']} questions "
+        "(median of 3 rounds each).",
+        f"- **Identity with torch**: the torch path is an index built from raw torch vectors of the same texts and questions "
+        f"embedded by torch; the ONNX path is `qa build`'s index and ONNX query vectors. Over {identity['questions']} "
+        f"questions (all XQuAD questions and a share of the FAQ ones) the top-10 passages were identical in order for "
+        f"{identity['same_top10_order']:.2%} and as sets for {identity['same_top10_set']:.2%}; the answers were identical "
+        f"for {identity['same_answer']:.2%}.",
+        f"- **Fresh process**: `qa ask` from process start to exit (median of "
+        f"{len(fresh['onnx']['first_answer_runs_s'])} runs: {', '.join(f'{t:.2f}' for t in fresh['onnx']['first_answer_runs_s'])} s); "
+        f"serving memory is the peak RSS (from wait4) of one process that loads the bot and answers "
+        f"{fresh['onnx']['serving_questions']} questions.",
+    ]
+    if d["quality"]:
+        lines += ["", "## Quality with each backend (`qa eval`'s evaluate_set)", "", "| set | backend | questions | Recall@1 | answer hit |", "|---|---|---|---|---|"]
+        for name, row in d["quality"].items():
+            for backend in ("onnx", "torch"):
+                r = row[backend]
+                hit = "—" if r.get("answer_hit") is None else f"{r['answer_hit']:.4f}"
+                lines.append(f"| {name} | {backend} | {r['questions']} | {r['recall@1']:.4f} | {hit} |")
+    scales = d["scales"]
+    if scales:
+        lines += [
+            "",
+            "## Scale",
+            "",
+            "![search latency against corpus size](latency.png)",
+            "",
+            "One query at a time; k = 10 unless marked; recall@10 against exact search over the same vectors; size is the "
+            "saved FAISS file. `auto` is what `qa build` picks at that size (`make_vector_index`, FLAT_MAX_VECTORS). "
+            "k = 200 is what the Retriever asks FAISS for (50 candidates x 4 keys).",
+            "",
+            "| vectors | auto | exact p50 / p99 | approx. index | build | p50 / p99 | p50 / p99 at k=200 | recall@10 | size / raw | BM25 build | BM25 p50 / p99 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in scales:
+            f, a = s["flat"], s["ann"]
+            ann = (f"{a['kind']} | {a['build_s']:.1f} s | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} ms | "
+                   f"{a['p50_ms_k200']:.2f} / {a['p99_ms_k200']:.2f} ms | {a['recall_at_10']:.3f} | "
+                   f"{_mib(a['bytes'])} / {_mib(a['raw_bytes'])} = {a['bytes'] / a['raw_bytes']:.2f}") if a else "— | — | — | — | — | —"
+            lines.append(
+                f"| {s['n']:,} | {s['auto_kind']} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms | {ann} | "
+                f"{s['bm25_build_s']:.1f} s | {s['bm25_p50_ms']:.2f} / {s['bm25_p99_ms']:.2f} ms |"
+            )
+        lines += [
+            "",
+            "How the large corpora were made: encoding a million passages takes hours here, so each corpus is made from "
+            f"the {build['texts']:,} real key embeddings of the benchmark corpus above: each vector is a real embedding "
+            f"x (drawn uniformly) plus Gaussian noise with the real embeddings' own covariance, scaled by sigma = "
+            f"{d['sigma']}, then renormalised (`bench/scale.py`). A made vector keeps a mean cosine of "
+            f"{scales[-1]['copy_cosine']:.3f} with its source. Queries are real questions embedded by the model; ground "
+            "truth is exact search (IndexFlatIP) over the same vectors. BM25 indexes the corpus' real passage texts "
+            "repeated to N passages (each distinct text tokenised once by the pipeline's analyser), queried with the real "
+            "questions through `LexicalIndex.scores`. Sizes count vectors for FAISS and passages for BM25; an index "
+            f"stores {build['texts'] / build['passages']:.1f} vectors per passage on this corpus.",
+        ]
+    lines.append("")
+    return "\n".join(lines)

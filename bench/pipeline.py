@@ -1,0 +1,252 @@
+"""The pipeline figures: build throughput, ask() latency, batch throughput, fresh-process start, quality.
+
+Each figure is measured beside its reference in the same run, on the same
+texts, one after the other, so that a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .measure import ms, run_child, timed
+
+ROOT = Path(__file__).resolve().parent.parent
+QA = str(Path(sys.executable).with_name("qa"))
+
+
+class RawTorch:
+    """sentence-transformers on torch, as a plain pipeline would use it: the reference."""
+
+    def __init__(self):
+        from sentence_transformers import SentenceTransformer
+
+        from qa.embedding import DEFAULT_MODEL, _model_location
+
+        self.model = SentenceTransformer(_model_location(DEFAULT_MODEL), device="cpu", local_files_only=True)
+        self.model.encode(["warm up"] * 4, show_progress_bar=False)
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        return self.model.encode(
+            texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True
+        )
+
+
+class FixedEmbedder:
+    """An Embedder that returns vectors computed earlier (by raw torch), to build the torch path's index."""
+
+    def __init__(self, model_id: str, vectors: dict[str, np.ndarray]):
+        self.model_id = model_id
+        self.active_backend = "torch"
+        self._vectors = vectors
+        self.dimension = len(next(iter(vectors.values())))
+
+    def warm_up(self):
+        return self
+
+    def encode(self, texts, batch_size=32, progress=False):
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
+
+
+def key_texts(corpus_folder: Path) -> tuple[int, list[str]]:
+    """(passage count, every text `qa build` embeds for the corpus), parsed exactly as the build parses."""
+    from qa.indexing import collect_passages
+    from qa.store import passage_keys
+
+    passages, _ = collect_passages([corpus_folder])
+    return len(passages), [t for p in passages for _, _, t in passage_keys(p)]
+
+
+def env_with(**extra) -> dict:
+    env = dict(os.environ)
+    env.update({k: v for k, v in extra.items() if v is not None})
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return env
+
+
+def export_time(cache_dir: Path) -> float:
+    """Seconds to export and check the ONNX model into an empty cache (done once per machine)."""
+    from qa.embedding import Embedder
+
+    started = time.perf_counter()
+    embedder = Embedder(backend="onnx", cache_dir=cache_dir)
+    embedder.warm_up()
+    return time.perf_counter() - started
+
+
+def measure_build(corpus_folder: Path, index_dir: Path, raw: RawTorch, log=print) -> dict:
+    """`qa build` (a fresh process, end to end) against raw torch encode of the same key texts."""
+    passages, texts = key_texts(corpus_folder)
+    started = time.perf_counter()
+    raw_vectors = raw.encode(texts)
+    raw_s = time.perf_counter() - started
+    log(f"  raw torch encode: {len(texts)} texts in {raw_s:.1f} s ({len(texts) / raw_s:.1f} texts/s)")
+    cmd = [QA, "build", str(corpus_folder), "--index", str(index_dir), "-q"]
+    child = run_child(cmd, env=env_with())
+    manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    log(f"  qa build: {passages} passages, {manifest['key_count']} texts in {child.total_s:.1f} s "
+        f"(in-process {manifest['build_seconds']:.1f} s, backend {manifest.get('embedding_backend')})")
+    return {
+        "passages": passages,
+        "texts": len(texts),
+        "raw_encode_s": raw_s,
+        "build_wall_s": child.total_s,
+        "build_inprocess_s": manifest["build_seconds"],
+        "build_peak_rss_mb": child.peak_rss_mb,
+        "embedding_backend": manifest.get("embedding_backend"),
+        "vector_index": manifest.get("vector_index"),
+        "command": " ".join(["qa", *cmd[1:]]),
+        "raw_vectors": dict(zip(texts, raw_vectors)),
+    }
+
+
+def build_torch_index(corpus_folder: Path, index_dir: Path, raw_vectors: dict[str, np.ndarray]) -> None:
+    """The torch path's index: the same build, with the vectors raw torch computed for these texts."""
+    from qa.embedding import resolve_model
+    from qa.indexing import build_index
+
+    build_index([corpus_folder], index_dir, FixedEmbedder(resolve_model(None), raw_vectors))
+
+
+def _ranking(answer) -> list[str]:
+    return [h.passage.id for h in answer.passages]
+
+
+def measure_identity(onnx_bot, torch_bot, questions: list[str], k: int = 10) -> dict:
+    """Top-k passages and answers of the ONNX path (index and queries) against the torch path's."""
+    same_ranking = same_set = same_answer = 0
+    for start in range(0, len(questions), 64):
+        chunk = questions[start : start + 64]
+        for a, b in zip(onnx_bot.ask_many(chunk, k), torch_bot.ask_many(chunk, k)):
+            same_ranking += _ranking(a) == _ranking(b)
+            same_set += set(_ranking(a)) == set(_ranking(b))
+            same_answer += (a.text, a.answered) == (b.text, b.answered)
+    n = max(len(questions), 1)
+    return {
+        "questions": len(questions),
+        "same_top10_order": same_ranking / n,
+        "same_top10_set": same_set / n,
+        "same_answer": same_answer / n,
+    }
+
+
+def measure_ask(bot, torch_bot, raw: RawTorch, questions: list[str]) -> dict:
+    """Warm ask() latency, one question at a time, beside raw torch encode of the same question."""
+    for q in questions[:10]:
+        bot.ask(q)
+        torch_bot.ask(q)
+        raw.encode([q])
+    encode_t, ask_t, torch_ask_t, embed_t, search_t = [], [], [], [], []
+    answerer = bot._answerer
+    for q in questions:
+        encode_t += timed(lambda x: raw.encode([x]), [q])
+        ask_t += timed(bot.ask, [q])
+        torch_ask_t += timed(torch_bot.ask, [q])
+        started = time.perf_counter()
+        qvec = bot.embedder.encode([q])[0]
+        embed_t.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        results = answerer.retriever.search(q, qvec, bot.k)
+        answerer.answer(q, results)
+        search_t.append(time.perf_counter() - started)
+    return {
+        "questions": len(questions),
+        "raw_torch_encode_p50_ms": ms(encode_t, 50),
+        "raw_torch_encode_p99_ms": ms(encode_t, 99),
+        "ask_p50_ms": ms(ask_t, 50),
+        "ask_p99_ms": ms(ask_t, 99),
+        "torch_ask_p50_ms": ms(torch_ask_t, 50),
+        "torch_ask_p99_ms": ms(torch_ask_t, 99),
+        "embed_p50_ms": ms(embed_t, 50),
+        "retrieve_answer_p50_ms": ms(search_t, 50),
+        "retrieve_answer_p99_ms": ms(search_t, 99),
+    }
+
+
+def measure_batch(bot, questions: list[str], rounds: int = 3) -> dict:
+    """ask_many(questions) against a loop of ask(), in questions per second (best of `rounds` each)."""
+    sequential, batch = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for q in questions:
+            bot.ask(q)
+        sequential.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        bot.ask_many(questions)
+        batch.append(time.perf_counter() - started)
+    return {
+        "questions": len(questions),
+        "sequential_qps": len(questions) / statistics.median(sequential),
+        "batch_qps": len(questions) / statistics.median(batch),
+    }
+
+
+PROBE = """
+import sys, time
+from qa import Bot
+questions = open(sys.argv[2], encoding="utf-8").read().splitlines()
+bot = Bot(sys.argv[1])
+answer = bot.ask(questions[0])
+print("first", flush=True)
+for q in questions[1:]:
+    bot.ask(q)
+print(bot.embedder.active_backend, flush=True)
+"""
+
+
+def measure_fresh(index_dir: Path, questions: list[str], runs: int = 3, serve_questions: int = 200, log=print) -> dict:
+    """A fresh `qa ask` process to its answer, and a serving process' peak memory; ONNX and torch backends."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="qa-bench-probe-") as tmp:
+        qfile = Path(tmp) / "questions.txt"
+        qfile.write_text("\n".join(q.replace("\n", " ") for q in questions[:serve_questions]) + "\n", encoding="utf-8")
+        for backend, n in (("onnx", runs), ("torch", max(1, runs - 1))):
+            env = env_with(QA_BACKEND=backend)
+            times = []
+            for i in range(n):
+                cmd = [QA, "ask", questions[i % len(questions)], "--index", str(index_dir)]
+                child = run_child(cmd, env=env)
+                times.append(child.total_s)
+            probe = run_child([sys.executable, "-c", PROBE, str(index_dir), str(qfile)], env=env)
+            served = probe.stdout.split()[-1]
+            out[backend] = {
+                "first_answer_s": statistics.median(times),
+                "first_answer_runs_s": times,
+                "ask_command_peak_rss_mb": child.peak_rss_mb,
+                "serving_peak_rss_mb": probe.peak_rss_mb,
+                "serving_questions": min(serve_questions, len(questions)),
+                "served_by": served,
+            }
+            log(f"  fresh process ({backend}): first answer {statistics.median(times):.2f} s, "
+                f"serving peak RSS {probe.peak_rss_mb:.0f} MiB")
+    out["command"] = "qa ask QUESTION --index DIR  (QA_BACKEND=onnx | torch)"
+    return out
+
+
+def measure_quality(eval_dir: Path, sets: list[str], limit: int | None, log=print) -> dict:
+    """`qa eval`'s figures (Recall@1, answer hit) with the ONNX backend and with torch."""
+    from qa.embedding import Embedder
+    from qa.evaluation import evaluate_set, question_texts
+
+    out: dict = {}
+    for name in sets:
+        folder = eval_dir / name
+        others = [t for other in sets if other != name for t in question_texts(eval_dir / other)]
+        row = {}
+        for backend in ("onnx", "torch"):
+            result = evaluate_set(folder, Embedder(backend=backend), others, limit=limit)
+            ours = result["ours"]
+            row[backend] = {"recall@1": ours["recall@1"], "answer_hit": ours.get("answer_hit"),
+                            "questions": result["questions"]}
+        log(f"  quality {name}: recall@1 onnx {row['onnx']['recall@1']:.4f} torch {row['torch']['recall@1']:.4f}")
+        out[name] = row
+    return out

@@ -1,0 +1,157 @@
+"""The embedding backends: ONNX Runtime must give torch's vectors, rankings and fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qa.embedding import CHECK_TEXTS, Embedder, ExportError, load_onnx, resolve_backend
+from qa.errors import QAError
+
+from .conftest import EVAL, ROOT
+
+LONG = " ".join(["The quick brown fox jumps over the lazy dog near the riverbank."] * 40)  # > 256 tokens
+
+
+def _xquad(docs: int = 3) -> tuple[list[str], list[str]]:
+    """(paragraphs of the first `docs` XQuAD articles, their questions)."""
+    with open(EVAL / "xquad_en" / "docs.jsonl", encoding="utf-8") as fh:
+        chosen = [json.loads(line) for line in fh][:docs]
+    ids = {d["doc_id"] for d in chosen}
+    with open(EVAL / "xquad_en" / "questions.jsonl", encoding="utf-8") as fh:
+        questions = [q["question"] for q in map(json.loads, fh) if q["doc_id"] in ids]
+    return [p for d in chosen for p in d["paragraphs"]], questions
+
+
+@pytest.fixture(scope="module")
+def torch_embedder():
+    e = Embedder(backend="torch")
+    e.warm_up()
+    return e
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(embedder):
+    """The session's model: with the default backend ("auto") it is the ONNX export."""
+    embedder.warm_up()
+    assert embedder.backend == "auto"
+    assert embedder.active_backend == "onnx", "auto should use the exact ONNX export when onnxruntime is installed"
+    return embedder
+
+
+def test_backend_resolution(monkeypatch):
+    monkeypatch.delenv("QA_BACKEND", raising=False)
+    assert resolve_backend(None) == "auto"
+    monkeypatch.setenv("QA_BACKEND", "torch")
+    assert resolve_backend(None) == "torch"
+    assert Embedder().backend == "torch"
+    assert resolve_backend("onnx") == "onnx"  # the argument wins over the environment
+    with pytest.raises(ValueError, match="embedding backend must be one of auto, torch, onnx, got 'tensorflow'"):
+        Embedder(backend="tensorflow")
+
+
+def test_onnx_vectors_equal_torch(onnx_embedder, torch_embedder):
+    paragraphs, questions = _xquad(1)
+    texts = [*CHECK_TEXTS, LONG, "Díaz-Canel 🇨🇺 laid a wreath.", *questions[:20], *paragraphs[:5]]
+    a = onnx_embedder.encode(texts, batch_size=8)
+    b = torch_embedder.encode(texts, batch_size=8)
+    assert a.shape == b.shape == (len(texts), 384) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(a * b, axis=1))) >= 0.9999
+    assert float(np.max(np.abs(a - b))) < 1e-4
+
+
+def test_onnx_truncates_where_torch_does(onnx_embedder, torch_embedder):
+    """Past 256 tokens the text no longer matters (sentence-transformers' limit, not the tokenizer file's 128)."""
+    a, b = onnx_embedder.encode([LONG, LONG + " Completely different ending about volcanoes."])
+    assert float(a @ b) > 0.99999
+    middle = " ".join(LONG.split()[:150])  # ~170 tokens: cut at 128 it would embed like a shorter text
+    c, d = onnx_embedder.encode([middle, " ".join(middle.split()[:100])])
+    assert float(c @ d) < 0.9999
+
+
+def test_onnx_keeps_input_order_across_batches_and_threads(onnx_embedder):
+    texts = [f"question number {i} about {'long ' * (i % 7)}topics" for i in range(37)]
+    together = onnx_embedder.encode(texts, batch_size=4)
+    alone = np.vstack([onnx_embedder.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert onnx_embedder.encode([]).shape == (0, 384)
+
+
+def test_same_top10_as_torch_on_xquad(onnx_embedder, torch_embedder):
+    """Oracle test: brute-force top-10 paragraphs for real questions, ONNX against torch."""
+    paragraphs, questions = _xquad(3)
+    p_onnx, q_onnx = onnx_embedder.encode(paragraphs), onnx_embedder.encode(questions)
+    p_torch, q_torch = torch_embedder.encode(paragraphs), torch_embedder.encode(questions)
+    top_onnx = np.argsort(-(q_onnx @ p_onnx.T), axis=1, kind="stable")[:, :10]
+    top_torch = np.argsort(-(q_torch @ p_torch.T), axis=1, kind="stable")[:, :10]
+    assert len(questions) >= 50
+    assert (top_onnx == top_torch).all(axis=1).mean() == 1.0
+
+
+def test_export_record(onnx_embedder):
+    record = onnx_embedder.warm_up().record
+    assert record["ok"] is True and record["max_seq_length"] == 256 and record["pooling"] == "mean"
+    assert record["min_cosine"] >= 0.9999
+
+
+def test_cached_export_loads_without_torch(onnx_embedder):
+    """A serving process with a cached export never imports torch or sentence-transformers."""
+    code = (
+        "import sys; from qa.embedding import Embedder; "
+        f"e = Embedder(backend='onnx', cache_dir={str(onnx_embedder.cache_dir)!r}); v = e.encode(['hello']); "
+        "assert e.active_backend == 'onnx' and v.shape == (1, 384); "
+        "bad = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_failed_export_falls_back_to_torch_and_is_remembered(tmp_path, monkeypatch, caplog):
+    calls = []
+
+    def broken(model_dir, target):
+        calls.append(target)
+        raise ExportError("the exported model's vectors differ from torch's (worst cosine 0.5 < 0.9999)")
+
+    monkeypatch.setattr("qa.embedding.export_onnx", broken)
+    with caplog.at_level(logging.WARNING, logger="qa.embedding"):
+        e = Embedder(backend="auto", cache_dir=tmp_path)
+        vectors = e.encode(["hello"])
+    assert e.active_backend == "torch" and vectors.shape == (1, 384)
+    assert "using torch" in caplog.text and "worst cosine 0.5" in caplog.text
+    records = list(tmp_path.glob("onnx/*/export.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["ok"] is False
+    assert not list(tmp_path.glob("onnx/*/model.onnx"))
+    # The failure is remembered: no second export attempt, and backend="onnx" says why it cannot run.
+    with pytest.raises(QAError, match="cannot use the ONNX backend.*failed its check"):
+        Embedder(backend="onnx", cache_dir=tmp_path).warm_up()
+    assert len(calls) == 1
+
+
+def test_export_check_rejects_a_wrong_graph(tmp_path, monkeypatch):
+    """The real export, with the ONNX side made wrong: the check against torch must refuse it."""
+    from qa import embedding
+
+    real_encode = embedding.OnnxEncoder.encode
+
+    def wrong(self, texts, batch_size=32, progress=False):
+        v = real_encode(self, texts, batch_size, progress)
+        v[:, :8] = 0.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    monkeypatch.setattr(embedding.OnnxEncoder, "encode", wrong)
+    with pytest.raises(ExportError, match="differ from torch's"):
+        load_onnx(embedding._model_location(embedding.DEFAULT_MODEL), tmp_path)
+    record = json.loads(next(tmp_path.glob("onnx/*/export.json")).read_text())
+    assert record["ok"] is False and "worst cosine" in record["error"]
+
+
+def test_onnx_backend_refuses_a_model_it_cannot_export(tmp_path):
+    with pytest.raises(QAError, match="cannot use the ONNX backend"):
+        Embedder(str(tmp_path / "no-such-model"), backend="onnx", cache_dir=tmp_path).warm_up()
