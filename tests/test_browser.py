@@ -33,7 +33,9 @@ The logo markup was <img src=x onerror="window.__pwned=1"> in old versions.
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)"
+    ),
 ]
 
 
@@ -136,7 +138,9 @@ def screenshot(page, name: str) -> Path:
 
 
 def assert_stayed_local(requested: list[str]) -> None:
-    outside = [u for u in requested if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
+    outside = [
+        u for u in requested if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS
+    ]
     assert requested and not outside, f"the page reached beyond this machine: {outside}"
 
 

@@ -11,6 +11,8 @@ import pytest
 import ui
 from qa import Answer, Citation, Hit, Passage
 
+from .conftest import ROOT
+
 KNOWN = "Who did Díaz-Canel meet in St. Petersburg?"
 OFF_TOPIC = "How do I bake sourdough bread?"
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
@@ -250,7 +252,7 @@ def test_importing_ui_loads_no_model():
     import sys
 
     code = "import sys, ui; print(sorted(m for m in ('torch', 'faiss', 'sentence_transformers') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ui.__file__.rsplit("/", 1)[0])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
 
