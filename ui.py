@@ -308,11 +308,14 @@ def launch(
         auth=auth,
         share=False,
         ssr_mode=False,
-        prevent_thread_lock=not block,
-        quiet=not block,
+        prevent_thread_lock=True,
+        quiet=True,
         theme=gr.themes.Default(),
         css=CSS,
     )
+    log.info("the chat is ready at %s", url)
+    if block:
+        app.block_thread()
     return url
 
 

@@ -262,3 +262,36 @@ def test_qa_serve_hands_the_options_after_the_separator_to_the_chat(tmp_path, ca
 
     assert qa_main(["serve", "--", "--index", str(tmp_path / "nothing"), "--port", "7999"]) == 2
     assert "no index in" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_python_ui_py_serves_the_chat_until_interrupted(article_index):
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "ui.py", "--index", str(article_index), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores Ctrl-C
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"ui.py did not start: {server.communicate(timeout=10)[0][-2000:]}")
+        assert "Ask the documents" in page
+    finally:
+        server.send_signal(signal.SIGINT)
+        log = server.communicate(timeout=30)[0]
+    assert server.returncode == 0
+    assert f"the chat is ready at http://127.0.0.1:{port}/" in log
+    assert "WARNING ui" not in log and "Traceback" not in log
