@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis): parsers and ask() on arbitrary and hostile text.
 
-Example counts are modest: a real ask() costs a few milliseconds, a build a few hundred.
+Example counts are modest: a real ask() costs a few milliseconds, a build a few
+hundred. QA_PROPERTY_SCALE=10 multiplies them for a deeper search.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -24,8 +26,9 @@ from qa.lexical import analyze
 
 from .conftest import ARTICLE
 
-FAST = settings(max_examples=300, deadline=None)
-ASKS = settings(max_examples=150, deadline=None)
+SCALE = int(os.environ.get("QA_PROPERTY_SCALE") or 1)
+FAST = settings(max_examples=300 * SCALE, deadline=None)
+ASKS = settings(max_examples=150 * SCALE, deadline=None)
 
 # ----------------------------------------------------------------------------- strategies
 
@@ -220,7 +223,7 @@ def test_ask_refuses_non_strings_and_blank_questions(bot):
 # ----------------------------------------------------------------------------- whole builds
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(article_text)
 def test_any_article_builds_an_index_that_answers_validly(embedder, text):
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -72,6 +73,25 @@ def test_a_build_killed_mid_way_leaves_the_previous_index_answering_the_same(sta
     answers = snapshot(Bot(folder, embedder=embedder))
     assert answers != sequential
     assert answers[QUESTIONS.index(EXTRA_FAQ[0]["question"])]["text"] == EXTRA_FAQ[0]["answer"]
+
+
+def test_a_build_killed_while_the_model_is_embedding_leaves_the_previous_index(tmp_path, article_index, embedder, sequential):
+    """No pause this time: the build announces the embedding stage, runs on, and is killed inside encode()."""
+    folder = copy_index(article_index, tmp_path / "index")
+    before = folder_state(folder)
+    corpus = make_second_corpus(tmp_path / "corpus")
+    words = ARTICLE.read_text(encoding="utf-8").split()
+    paragraphs = [" ".join(words[(i * 37) % 700 :][:60]) + f" Item {i}." for i in range(600)]
+    (corpus / "long.md").write_text("\n\n".join(paragraphs), encoding="utf-8")
+
+    build = Build(corpus, "--index", folder, env=qa_env(QA_TEST_PAUSE_AT="embed", QA_TEST_PAUSE_SECONDS="0"))
+    build.wait_for("paused at embed")
+    time.sleep(1.0)
+    assert build.proc.poll() is None, "the build finished embedding 600 paragraphs in a second"
+    assert build.kill() == -signal.SIGKILL
+
+    assert folder_state(folder) == before
+    assert snapshot(Bot(folder, embedder=embedder)) == sequential
 
 
 def test_a_build_killed_after_its_commit_leaves_the_new_index_whole(tmp_path, article_index, embedder, sequential):
