@@ -32,8 +32,8 @@ class AnswerSettings:
     confidence_scale: float = 12.0  # steepness of the confidence curve
     coverage_weight: float = 0.25  # weight of the question-term coverage in the confidence evidence
     sentence_lexical_weight: float = 0.5  # weight of term coverage when picking sentences
-    second_sentence_margin: float = 0.08  # add a neighbour sentence scoring within this of the best
-    max_answer_words: int = 60  # never extend an answer past this many words
+    second_sentence_margin: float = 0.3  # add the better neighbour sentence when it scores within this of the best
+    max_answer_words: int = 80  # never extend an answer past this many words
 
 
 def quote(passage: Passage, start: int, end: int) -> str:
@@ -70,12 +70,15 @@ class Answerer:
             return passage.start, passage.end
         keys = self.retriever.index.keys
         cosine = {
-            int(keys[k, 2]): c for k, c in evidence.key_scores.items() if keys[k, 1] == FIELD_SENTENCE
+            int(keys[k, 2]): float(c)
+            for k, c in zip(evidence.key_ids, evidence.key_cosines)
+            if keys[k, 1] == FIELD_SENTENCE
         }
+        weights = self.retriever.term_weights(terms)
         scores = []
         for i, span in enumerate(sentences):
             words = set(analyze(quote(passage, span.start, span.end)))
-            scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * self.retriever.coverage(terms, words))
+            scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * self.retriever.coverage(weights, words))
         best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
         first = last = best
         neighbours = [j for j in (best - 1, best + 1) if 0 <= j < len(sentences)]

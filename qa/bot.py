@@ -80,6 +80,10 @@ def validate_question(question: object, max_chars: int) -> str:
     return text
 
 
+_CONNECTIVES = {"and", "also", "then", "so", "but"}
+_ANAPHORS = {"he", "she", "it", "they", "him", "her", "them", "his", "hers", "their", "its", "there", "then", "that", "those", "these"}
+
+
 def follow_up_query(question: str, history: Sequence[str] | None) -> str:
     """The text retrieval sees: a short follow-up is read together with the previous question.
 
@@ -92,11 +96,8 @@ def follow_up_query(question: str, history: Sequence[str] | None) -> str:
     previous = next((h.strip() for h in reversed(history) if h and h.strip()), "")
     if not previous:
         return question
-    words = question.lower().split()
-    leans_back = len(words) <= 8 or (words and words[0] in {"and", "also", "what", "then", "so", "but"}) and any(
-        w.strip("?.,!") in {"he", "she", "it", "they", "him", "her", "them", "his", "their", "its", "there", "that", "this", "those", "these"}
-        for w in words
-    )
+    words = [w.strip("?.,!;:'\"") for w in question.lower().split()]
+    leans_back = bool(words) and (words[0] in _CONNECTIVES or any(w in _ANAPHORS for w in words))
     return f"{previous} {question}" if leans_back else question
 
 
@@ -202,6 +203,15 @@ class Bot:
         assert self._embedder is not None
         return self._embedder
 
+    @property
+    def passages(self) -> tuple:
+        """Every passage of the index, in index order."""
+        return tuple(self.index.passages)
+
+    def faq_questions(self) -> list[str]:
+        """The questions of the index's FAQ pairs, in index order (e.g. as example questions)."""
+        return [p.question for p in self.index.passages if p.kind == "faq" and p.question]
+
     def is_stale(self) -> bool:
         """True when the documents changed since the index was built."""
         return is_stale(self.index_dir)
@@ -250,6 +260,8 @@ class Bot:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         texts = [validate_question(q, self.max_question_chars) for q in questions]
+        if history is not None and (isinstance(history, str) or not all(isinstance(h, str) for h in history)):
+            raise ValueError("history must be a list of earlier questions (strings), oldest first")
         self.warm_up()
         assert self._answerer is not None and self._embedder is not None
         queries = [follow_up_query(t, history) for t in texts]

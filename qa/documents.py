@@ -420,8 +420,12 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         if not path.exists():
             raise DocumentError(f"{path}: no such file or folder")
         if path.is_dir():
+            # An index folder kept among the documents is not a document.
+            indexes = {m.parent for m in path.rglob("manifest.json") if (m.parent / ".lock").exists()}
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if any(part.startswith(".") for part in child.relative_to(path).parts):
+                    continue
+                if any(folder in child.parents for folder in indexes):
                     continue
                 if child.suffix.lower() in SUPPORTED_SUFFIXES:
                     yield child

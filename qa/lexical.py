@@ -21,9 +21,9 @@ def _stemmer():
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    return frozenset(STOPWORDS_EN)
+    return frozenset(STOPWORDS_EN_PLUS)
 
 
 def fold(text: str) -> str:
@@ -76,6 +76,14 @@ class LexicalIndex:
         df = np.diff(np.asarray(self._bm25.scores["indptr"]))
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
         return {term: float(idf[i]) for term, i in self._bm25.vocab_dict.items() if i < len(idf)}
+
+    def postings(self, term: str) -> np.ndarray:
+        """Rows of the passages that contain an (analysed) term; empty when it is not indexed."""
+        token = self._bm25.vocab_dict.get(term)
+        if token is None:
+            return np.zeros(0, dtype=np.int64)
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        return np.asarray(indices[indptr[token] : indptr[token + 1]])
 
     @property
     def size(self) -> int:

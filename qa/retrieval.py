@@ -1,85 +1,171 @@
 """Hybrid retrieval: dense candidates (FAISS) and lexical ones (BM25), rescored on exact features.
 
-Stage one gathers candidates from both indexes. Stage two computes, for each
-candidate passage, the cosine of the question with every text embedded for it
-(the paragraph, its sentences, an FAQ question and its other phrasings, an FAQ
-answer) and its BM25 score, and fuses them into one score.
+Stage one gathers candidate passages from both indexes. Stage two computes,
+for each candidate, the cosine of the question with every text embedded for it
+(the paragraph and each of its sentences; an FAQ question, its other phrasings
+and its answer), its BM25 score, and the IDF-weighted share of the question's
+terms it contains, and fuses them into one score (`RetrievalSettings`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .lexical import analyze
-from .store import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT, StoredIndex, lexical_text
+from .store import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT, StoredIndex
 from .types import Hit
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    """Weights of the fused score; fixed at construction, chosen by `qa eval` (see docs/quality.md)."""
+    """Weights of the fused score; one configuration for every corpus, chosen by measurement (docs/quality.md)."""
 
-    candidates: int = 50  # passages rescored per query
-    lexical_weight: float = 0.25  # weight of BM25, normalised by the best BM25 score of the query
-    answer_weight: float = 0.9  # how much an FAQ answer's similarity counts next to its question's
-    sentence_weight: float = 1.0  # how much a paragraph's best sentence counts next to the whole
+    candidates: int = 50  # passages taken from each of the dense and the lexical index
+    lexical_weight: float = 0.0  # BM25, divided by the best BM25 score among the candidates
+    coverage_weight: float = 0.3  # IDF-weighted share of question terms in the passage
+    answer_weight: float = 0.8  # an FAQ answer's similarity, next to its question's
+    sentence_weight: float = 0.9  # a paragraph's best sentence, next to the whole paragraph
+    # Rank on the share of the question's *indexed* terms ("known"), or of all its terms ("all", where a
+    # word no document holds counts against every passage alike).
+    coverage_of: str = "known"
+
+
+@dataclass(frozen=True)
+class Features:
+    """What stage two knows about each candidate passage (arrays aligned with `rows`)."""
+
+    rows: np.ndarray  # passage rows in the index
+    is_faq: np.ndarray  # bool
+    text: np.ndarray  # cosine with the paragraph, or with the FAQ answer
+    sentence: np.ndarray  # best cosine with one sentence (= text for one-sentence passages)
+    asked: np.ndarray  # best cosine with the FAQ question or an alternate (-1 for paragraphs)
+    bm25: np.ndarray  # raw BM25 score
+    coverage: np.ndarray  # IDF-weighted share of the question's terms found in the passage
+    known_coverage: np.ndarray  # the same share among the question's terms that the index holds
+    key_ids: list[np.ndarray]  # per candidate: its key rows ...
+    key_cosines: list[np.ndarray]  # ... and their cosines with the question
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Why a passage was retrieved: the features the fused score was made of."""
+    """Why one passage was retrieved: the parts of its fused score."""
 
     row: int
     score: float
     dense: float
-    lexical: float  # BM25 normalised to [0, 1] by the query's best
-    coverage: float  # IDF-weighted share of the question's terms found in the passage
-    key_scores: dict[int, float] = field(default_factory=dict)  # key row -> cosine
+    bm25: float
+    coverage: float
+    key_ids: np.ndarray
+    key_cosines: np.ndarray
+
+
+def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
+    """The dense part of the fused score: question match for FAQ pairs, best of whole/sentence for paragraphs."""
+    paragraph = np.maximum(f.text, s.sentence_weight * f.sentence)
+    faq = np.maximum(f.asked, s.answer_weight * f.text)
+    return np.where(f.is_faq, faq, paragraph)
+
+
+def fused_score(f: Features, s: RetrievalSettings) -> np.ndarray:
+    """Dense similarity plus weighted lexical evidence; higher is better."""
+    best = f.bm25.max() if f.bm25.size else 0.0
+    lexical = f.bm25 / best if best > 0 else np.zeros_like(f.bm25)
+    coverage = f.known_coverage if s.coverage_of == "known" else f.coverage
+    return dense_score(f, s) + s.lexical_weight * lexical + s.coverage_weight * coverage
 
 
 class Retriever:
-    """Finds the passages of a stored index that best match a question vector and text."""
+    """Finds the passages of a stored index that best match a question.
+
+    Args:
+        index: the loaded index.
+        settings: fusion weights; the defaults are the measured best.
+    """
 
     def __init__(self, index: StoredIndex, settings: RetrievalSettings | None = None):
         self.index = index
         self.settings = settings or RetrievalSettings()
         keys = index.keys
-        # keys are grouped by passage: row r's keys are keys[starts[r]:starts[r + 1]]
+        # Keys are grouped by passage: passage r's keys are keys[starts[r]:starts[r + 1]].
         self._starts = np.searchsorted(keys[:, 0], np.arange(len(index.passages) + 1)).astype(np.int64)
+        self._fields = keys[:, 1]
         self._idf = index.lexical.idf()
-        # A question term no passage contains is as rare as a term can be: it counts against coverage.
+        # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         n = len(index.passages)
         self._unseen_idf = float(np.log1p((n + 0.5) / 0.5))
 
-    def dense_candidates(self, qvec: np.ndarray, n: int) -> dict[int, float]:
-        """Passage rows of the `n` nearest keys, each with its best cosine."""
-        total = self.index.vectors.ntotal
-        if total == 0:
-            return {}
-        scores, ids = self.index.vectors.search(qvec.reshape(1, -1), min(total, n))
-        best: dict[int, float] = {}
-        for score, key in zip(scores[0], ids[0]):
-            if key < 0:
-                continue
-            row = int(self.index.keys[key, 0])
-            best[row] = max(best.get(row, -1.0), float(score))
-        return best
+    def term_weights(self, terms: list[str]) -> dict[str, float]:
+        """IDF of each distinct question term (unseen terms get the highest IDF)."""
+        return {t: self._idf.get(t, self._unseen_idf) for t in dict.fromkeys(terms)}
 
-    def key_vectors(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """(key rows, vectors) of one passage."""
-        start, stop = int(self._starts[row]), int(self._starts[row + 1])
-        ids = np.arange(start, stop)
-        return ids, self.index.vectors.reconstruct_batch(ids)
-
-    def coverage(self, question_terms: list[str], text_terms: set[str]) -> float:
+    def coverage(self, weights: dict[str, float], text_terms: set[str]) -> float:
         """IDF-weighted share of the question's terms that occur in a text."""
-        weights = [self._idf.get(t, self._unseen_idf) for t in question_terms]
-        total = sum(weights)
-        if total <= 0:
-            return 0.0
-        return sum(w for t, w in zip(question_terms, weights) if t in text_terms) / total
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+
+    def candidates(self, question: str, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the best `n` passages by dense and by BM25 score, and BM25 scores of all passages."""
+        rows: dict[int, None] = {}
+        total = self.index.vectors.ntotal
+        if total:
+            # Several keys per passage: ask for more keys than passages wanted.
+            _, ids = self.index.vectors.search(qvec.reshape(1, -1).astype(np.float32), min(total, n * 4))
+            for key in ids[0]:
+                if key >= 0:
+                    rows.setdefault(int(self.index.keys[key, 0]), None)
+                    if len(rows) >= n:
+                        break
+        bm25 = self.index.lexical.scores(question)
+        if bm25.size and bm25.max() > 0:
+            top = np.argpartition(-bm25, min(n, bm25.size - 1))[:n]
+            for row in top[np.argsort(-bm25[top], kind="stable")]:
+                if bm25[row] > 0:
+                    rows.setdefault(int(row), None)
+        return np.fromiter(rows, dtype=np.int64, count=len(rows)), bm25
+
+    def features(self, question: str, qvec: np.ndarray, n: int | None = None) -> Features:
+        """Stage one and the features of stage two, for every candidate."""
+        n = self.settings.candidates if n is None else n
+        rows, bm25 = self.candidates(question, qvec, n)
+        starts, stops = self._starts[rows], self._starts[rows + 1]
+        key_ids = [np.arange(a, b) for a, b in zip(starts, stops)]
+        flat = np.concatenate(key_ids) if key_ids else np.zeros(0, dtype=np.int64)
+        cos = self.index.vectors.reconstruct_batch(flat) @ qvec if flat.size else np.zeros(0, dtype=np.float32)
+        fields = self._fields[flat]
+        offsets = np.concatenate([[0], np.cumsum(stops - starts)])[:-1].astype(np.int64)
+
+        def best(mask: np.ndarray) -> np.ndarray:
+            if not flat.size:
+                return np.zeros(0, dtype=np.float32)
+            return np.maximum.reduceat(np.where(mask, cos, -1.0), offsets) if offsets.size else np.zeros(0)
+
+        text = best(fields == FIELD_TEXT)
+        sentence = np.maximum(best(fields == FIELD_SENTENCE), text)
+        asked = best((fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE))
+        is_faq = np.array([self.index.passages[r].kind == "faq" for r in rows], dtype=bool)
+
+        weights = self.term_weights(analyze(question))
+        total = sum(weights.values())
+        known = sum(w for t, w in weights.items() if t in self._idf)
+        found = np.zeros(len(rows), dtype=np.float32)
+        for term, w in weights.items():
+            docs = self.index.lexical.postings(term)
+            if docs.size:
+                found += w * np.isin(rows, docs)
+        return Features(
+            rows=rows,
+            is_faq=is_faq,
+            text=text,
+            sentence=sentence,
+            asked=asked,
+            bm25=bm25[rows] if bm25.size else np.zeros(len(rows), dtype=np.float32),
+            coverage=found / total if total > 0 else found,
+            known_coverage=found / known if known > 0 else found,
+            key_ids=key_ids,
+            key_cosines=np.split(cos, offsets[1:]) if len(rows) else [],
+        )
 
     def search(self, question: str, qvec: np.ndarray, k: int) -> list[tuple[Hit, Evidence]]:
         """The `k` best passages for a question, best first.
@@ -88,39 +174,21 @@ class Retriever:
             question: the question text (for BM25).
             qvec: its unit embedding, shape (dimension,).
             k: how many passages to return.
-        """
-        s = self.settings
-        n = max(s.candidates, k)
-        dense = self.dense_candidates(qvec, n * 4)
-        bm25 = self.index.lexical.scores(question)
-        top_lexical = np.argsort(-bm25)[:n] if bm25.size else np.array([], dtype=np.int64)
-        rows = set(sorted(dense, key=dense.get, reverse=True)[:n])
-        rows.update(int(r) for r in top_lexical if bm25[r] > 0)
-        best_bm25 = float(bm25.max()) if bm25.size else 0.0
-        terms = analyze(question)
-        keys = self.index.keys
 
-        evidence = []
-        for row in rows:
-            ids, vectors = self.key_vectors(row)
-            cosines = vectors @ qvec
-            fields = keys[ids, 1]
-            passage = self.index.passages[row]
-            text_sim = float(cosines[fields == FIELD_TEXT].max())
-            sentence = cosines[fields == FIELD_SENTENCE]
-            if passage.kind == "faq":
-                asked = cosines[(fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE)]
-                dense_score = max(float(asked.max()) if asked.size else -1.0, s.answer_weight * text_sim)
-            else:
-                best_sentence = float(sentence.max()) if sentence.size else text_sim
-                dense_score = max(text_sim, s.sentence_weight * best_sentence)
-            lexical = float(bm25[row]) / best_bm25 if best_bm25 > 0 else 0.0
-            coverage = self.coverage(terms, set(analyze(lexical_text(passage))))
-            score = dense_score + s.lexical_weight * lexical
-            evidence.append(
-                Evidence(row, score, dense_score, lexical, coverage, dict(zip(ids.tolist(), cosines.tolist())))
-            )
-        evidence.sort(key=lambda e: (-e.score, e.row))
+        Returns:
+            Up to k (hit, evidence) pairs, best first.
+        """
+        f = self.features(question, qvec, max(self.settings.candidates, k))
+        if not len(f.rows):
+            return []
+        scores = fused_score(f, self.settings)
+        dense = dense_score(f, self.settings)
+        order = sorted(range(len(f.rows)), key=lambda i: (-scores[i], int(f.rows[i])))[:k]
         return [
-            (Hit(self.index.passages[e.row], e.score, rank), e) for rank, e in enumerate(evidence[:k])
+            (
+                Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),
+                Evidence(int(f.rows[i]), float(scores[i]), float(dense[i]), float(f.bm25[i]), float(f.coverage[i]),
+                         f.key_ids[i], f.key_cosines[i]),
+            )
+            for rank, i in enumerate(order)
         ]

@@ -38,7 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from .lexical import LexicalIndex
 from .types import Passage
 
@@ -218,7 +218,10 @@ def clean_leftovers(folder: Path) -> None:
 
     The caller holds the build lock, so no build is writing.
     """
-    current = read_manifest(folder).get("build_id") if (folder / MANIFEST).exists() else None
+    try:
+        current = read_manifest(folder).get("build_id") if (folder / MANIFEST).exists() else None
+    except QAError:
+        current = None  # a damaged or foreign manifest names no build worth keeping; the new build replaces it
     for child in folder.iterdir():
         if child.name in (MANIFEST, LOCK, "README.md") or child.name == current:
             continue

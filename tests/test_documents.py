@@ -148,3 +148,14 @@ def test_missing_path_and_empty_folder_are_clear_errors(tmp_path):
         load_documents([tmp_path / "nope"])
     with pytest.raises(DocumentError, match="no supported documents"):
         load_documents([tmp_path])
+
+
+def test_an_index_folder_inside_the_documents_folder_is_skipped(tmp_path):
+    (tmp_path / "a.md").write_text("# A\n\nSome text.\n", encoding="utf-8")
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "manifest.json").write_text("{}", encoding="utf-8")
+    (index / ".lock").touch()
+    (index / "build").mkdir()
+    (index / "build" / "passages.jsonl").write_text("{not an faq}\n", encoding="utf-8")
+    assert [d.title for d in load_documents([tmp_path])] == ["A"]

@@ -1,0 +1,197 @@
+"""Which retrieval design wins, measured: Recall@1 of fusion variants on every evaluation set.
+
+    .venv/bin/python bench/quality_ablation.py [--sets ../shared/eval] [--cache /tmp/qa-ablation]
+
+Each set is indexed once by the real pipeline (cached in --cache); the features
+of every question's candidates come from the real Retriever; then each variant
+of `RetrievalSettings` is scored on them. The output is the evidence table of
+docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qa import Bot  # noqa: E402
+from qa.embedding import Embedder  # noqa: E402
+from qa.evaluation import load_questions, write_corpus  # noqa: E402
+from qa.retrieval import RetrievalSettings, fused_score  # noqa: E402
+
+SETS = ["xquad_en", "stackfaq_threads", "covidqa_qsim", "stackfaq"]
+
+
+def prepare(folder: Path, cache: Path, embedder: Embedder):
+    """(bot, questions, features per question) for one set, building its index once."""
+    corpus, index = cache / folder.name / "corpus", cache / folder.name / "index"
+    if not (index / "manifest.json").exists():
+        kind = write_corpus(folder, corpus)
+        Bot.build([corpus], index, embedder=embedder)
+    kind = "article" if (folder / "docs.jsonl").exists() else "faq"
+    bot = Bot(index, embedder=embedder).warm_up()
+    questions = load_questions(folder, bot, kind)
+    vectors = embedder.encode([q.text for q in questions], batch_size=64)
+    retriever = bot._answerer.retriever
+    features = [retriever.features(q.text, v, 50) for q, v in zip(questions, vectors)]
+    return bot, questions, features
+
+
+def recall_at_1(bot, questions, features, settings) -> float:
+    ids = [p.id for p in bot.index.passages]
+    hits = 0
+    for q, f in zip(questions, features):
+        if len(f.rows):
+            scores = fused_score(f, settings)
+            hits += ids[int(f.rows[int(np.argmax(scores))])] in q.gold
+    return hits / len(questions)
+
+
+def top_evidence(bot, texts: list[str], embedder: Embedder, settings: RetrievalSettings):
+    """(dense, coverage) of the best passage for each question, as the answerer sees it."""
+    retriever = bot._answerer.retriever
+    retriever.settings = settings
+    vectors = embedder.encode(texts, batch_size=64)
+    out = []
+    for text, v in zip(texts, vectors):
+        (_, e), *_ = retriever.search(text, v, 1)
+        out.append((e.dense, e.coverage))
+    return np.array(out)
+
+
+def abstention(data, sets: Path, embedder: Embedder, settings: RetrievalSettings) -> None:
+    """Search the confidence evidence weight and centre that best separate in-scope from out-of-scope."""
+    import random
+
+    from qa.evaluation import question_texts
+
+    table = {}
+    for name, (bot, questions, _) in data.items():
+        others = [t for other in SETS if other != name for t in question_texts(sets / other)]
+        own = {q.text for q in questions}
+        sample = random.Random(0).sample([t for t in others if t not in own], 300)
+        table[name] = (top_evidence(bot, [q.text for q in questions], embedder, settings),
+                       top_evidence(bot, sample, embedder, settings))
+    best = None
+    for cw in [0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7]:
+        for center in np.arange(0.20, 0.70, 0.005):
+            worst = 1.0
+            scores = {}
+            for name, (ins, outs) in table.items():
+                answered = float(np.mean(ins[:, 0] + cw * ins[:, 1] >= center))
+                abstained = float(np.mean(outs[:, 0] + cw * outs[:, 1] < center))
+                scores[name] = (round(answered, 3), round(abstained, 3))
+                worst = min(worst, answered, abstained)
+            if best is None or worst > best[0]:
+                best = (worst, cw, float(center), scores)
+    print(json.dumps({"worst": best[0], "coverage_weight": best[1], "center": round(best[2], 3), "per_set": best[3]}))
+
+
+def sentence_table(bot, questions, embedder: Embedder):
+    """Per question (gold paragraph): each sentence's cosine, term coverage, words and whether it holds the answer."""
+    from qa.answering import quote
+    from qa.evaluation import answer_hit
+    from qa.lexical import analyze
+    from qa.store import FIELD_SENTENCE
+
+    retriever = bot._answerer.retriever
+    index = bot.index
+    by_id = {p.id: r for r, p in enumerate(index.passages)}
+    vectors = embedder.encode([q.text for q in questions], batch_size=64)
+    table = []
+    for q, v in zip(questions, vectors):
+        row = by_id[next(iter(q.gold))]
+        p = index.passages[row]
+        start, stop = int(retriever._starts[row]), int(retriever._starts[row + 1])
+        keys = index.keys[start:stop]
+        cos = index.vectors.reconstruct_batch(np.arange(start, stop)) @ v
+        sent_cos = {int(k[2]): float(c) for k, c in zip(keys, cos) if k[1] == FIELD_SENTENCE}
+        weights = retriever.term_weights(analyze(q.text))
+        rows = []
+        for i, span in enumerate(p.sentences):
+            text = quote(p, span.start, span.end)
+            rows.append((sent_cos.get(i, float(cos.max())), retriever.coverage(weights, set(analyze(text))),
+                         len(text.split()), answer_hit(text, q.answers)))
+        table.append((rows, q.answers, p))
+    return table
+
+
+def sentences(data, embedder: Embedder) -> None:
+    """Answer hit (given the gold paragraph) and median words of sentence-selection variants."""
+    from qa.answering import quote
+    from qa.evaluation import answer_hit
+
+    bot, questions, _ = data["xquad_en"]
+    table = sentence_table(bot, questions, embedder)
+    for lw in [0.5, 0.75, 1.0]:
+        for margin in [0.15, 0.2, 0.25, 0.3, 0.4, 0.6, 1.0, 9.0]:
+            for max_words in [45, 50, 60, 70, 80]:
+                hits, words = 0, []
+                for rows, answers, p in table:
+                    scores = [c + lw * cov for c, cov, _, _ in rows]
+                    best = int(np.argmax(scores))
+                    first = last = best
+                    nb = [j for j in (best - 1, best + 1) if 0 <= j < len(rows)]
+                    if nb and margin >= 0:
+                        j = max(nb, key=lambda j: scores[j])
+                        if scores[j] >= scores[best] - margin:
+                            a, b = min(best, j), max(best, j)
+                            if sum(r[2] for r in rows[a : b + 1]) <= max_words:
+                                first, last = a, b
+                    text = quote(p, p.sentences[first].start, p.sentences[last].end)
+                    hits += answer_hit(text, answers)
+                    words.append(len(text.split()))
+                print(json.dumps({"lexical": lw, "margin": margin, "max_words": max_words,
+                                  "hit_given_paragraph": round(hits / len(table), 4), "median_words": float(np.median(words))}), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "eval"))
+    parser.add_argument("--cache", default="/tmp/qa-ablation")
+    parser.add_argument("--grid", action="store_true", help="search the weight grid instead of the named variants")
+    parser.add_argument("--sentences", action="store_true", help="compare ways of choosing answer sentences")
+    parser.add_argument("--abstention", action="store_true", help="search the confidence weights for abstention")
+    args = parser.parse_args()
+    embedder = Embedder()
+    names = ["xquad_en"] if args.sentences else SETS
+    data = {name: prepare(Path(args.sets) / name, Path(args.cache), embedder) for name in names}
+    base = RetrievalSettings()
+    if args.sentences:
+        sentences(data, embedder)
+        return 0
+    if args.abstention:
+        abstention(data, Path(args.sets), embedder, base)
+        return 0
+    if args.grid:
+        grid = itertools.product(
+            [0.0, 0.1, 0.2, 0.3, 0.5], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], ["known", "all"], [0.7, 0.8, 0.9], [0.85, 0.9, 1.0]
+        )
+        for lw, cw, of, aw, sw in grid:
+            s = dataclasses.replace(
+                base, lexical_weight=lw, coverage_weight=cw, coverage_of=of, answer_weight=aw, sentence_weight=sw
+            )
+            r = {name: recall_at_1(*d, s) for name, d in data.items()}
+            print(json.dumps({"lexical": lw, "coverage": cw, "of": of, "answer": aw, "sentence": sw,
+                              **{k: round(v, 4) for k, v in r.items()}}), flush=True)
+        return 0
+    variants = {
+        "default": base,
+    }
+    print("| variant | " + " | ".join(SETS) + " |")
+    print("|---|" + "---|" * len(SETS))
+    for label, s in variants.items():
+        r = [recall_at_1(*data[name], s) for name in SETS]
+        print(f"| {label} | " + " | ".join(f"{x:.3f}" for x in r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""`qa eval`: retrieval, answer and abstention quality on real evaluation sets, against baselines.
+
+A set is a folder in one of two shapes (see ../shared/eval/README.md):
+
+* article QA: `docs.jsonl` (doc_id, title, paragraphs) + `questions.jsonl`
+  (question, doc_id, paragraph_index, answers);
+* FAQ retrieval: `faqs.jsonl` (faq_id, question, answer) + `queries.jsonl` (query, faq_ids).
+
+The set's documents are written out as ordinary files (Markdown articles, a
+JSONL FAQ file) and indexed by the real pipeline; every question goes through
+`Bot.ask`. The baselines — BM25 alone, dense alone, and their reciprocal-rank
+fusion — rank the same passages with the same model and tokenizer, the way a
+user gluing bm25s or FAISS together would: one text per passage (the paragraph,
+or the FAQ question).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bot import Bot
+from .embedding import Embedder
+from .errors import QAError
+from .lexical import fold
+from .store import FIELD_QUESTION, FIELD_TEXT
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+OUT_OF_SCOPE_SAMPLE = 300
+DEPTH = 10
+
+
+@dataclass
+class Question:
+    text: str
+    gold: set[str]  # passage ids that answer it
+    answers: list[str] = field(default_factory=list)  # gold answer strings (article sets)
+
+
+@dataclass
+class EvalSet:
+    name: str
+    kind: str  # "article" or "faq"
+    folder: Path
+    questions: list[Question]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def set_kind(folder: Path) -> str:
+    """'article' or 'faq', from the files the folder holds.
+
+    Raises:
+        QAError: the folder is in neither shape.
+    """
+    if (folder / "docs.jsonl").exists() and (folder / "questions.jsonl").exists():
+        return "article"
+    if (folder / "faqs.jsonl").exists() and (folder / "queries.jsonl").exists():
+        return "faq"
+    raise QAError(f"{folder}: not an evaluation set (expected docs.jsonl + questions.jsonl, or faqs.jsonl + queries.jsonl)")
+
+
+def write_corpus(folder: Path, out: Path) -> str:
+    """Write a set's documents as files the real pipeline reads; returns the set's kind."""
+    kind = set_kind(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if kind == "article":
+        for doc in _read_jsonl(folder / "docs.jsonl"):
+            paragraphs = [" ".join(p.split()) for p in doc["paragraphs"]]
+            (out / f"{doc['doc_id']}.md").write_text(f"# {doc['title']}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    else:
+        with open(out / "faqs.jsonl", "w", encoding="utf-8") as fh:
+            for faq in _read_jsonl(folder / "faqs.jsonl"):
+                fh.write(json.dumps({"id": faq["faq_id"], "question": faq["question"], "answer": faq["answer"]}, ensure_ascii=False) + "\n")
+    return kind
+
+
+def load_questions(folder: Path, bot: Bot, kind: str) -> list[Question]:
+    """The set's questions with their gold passages resolved to the index's passage ids."""
+    passages = bot.index.passages
+    if kind == "article":
+        by_place = {(Path(p.path).stem, p.position): p.id for p in passages if p.kind == "paragraph"}
+        questions = []
+        for q in _read_jsonl(folder / "questions.jsonl"):
+            pid = by_place.get((q["doc_id"], q["paragraph_index"]))
+            if pid is None:
+                raise QAError(f"{folder}: paragraph {q['paragraph_index']} of {q['doc_id']} is not in the index")
+            questions.append(Question(q["question"], {pid}, list(q["answers"])))
+        return questions
+    ids = {p.id.split(":", 1)[1]: p.id for p in passages}
+    return [Question(q["query"], {ids[f] for f in q["faq_ids"] if f in ids}) for q in _read_jsonl(folder / "queries.jsonl")]
+
+
+def question_texts(folder: Path) -> list[str]:
+    """Every question of a set, for use as another set's out-of-scope questions."""
+    kind = set_kind(folder)
+    name, key = ("questions.jsonl", "question") if kind == "article" else ("queries.jsonl", "query")
+    return [q[key] for q in _read_jsonl(folder / name)]
+
+
+def retrieval_metrics(rankings: list[list[str]], questions: list[Question]) -> dict:
+    """Recall@1, Recall@5 and MRR@10 of the first gold passage in each ranking."""
+    r1 = r5 = rr = 0.0
+    for ranking, q in zip(rankings, questions):
+        rank = next((i for i, pid in enumerate(ranking[:DEPTH]) if pid in q.gold), None)
+        if rank is not None:
+            r1 += rank == 0
+            r5 += rank < 5
+            rr += 1.0 / (rank + 1)
+    n = max(len(questions), 1)
+    return {"recall@1": r1 / n, "recall@5": r5 / n, "mrr@10": rr / n}
+
+
+def answer_hit(text: str, answers: list[str]) -> bool:
+    """The answer contains a gold answer string, after case and accent folding."""
+    folded = " ".join(fold(text).split())
+    return any(" ".join(fold(a).split()) in folded for a in answers)
+
+
+class Baselines:
+    """BM25 alone, dense alone and RRF over one text per passage of the same index."""
+
+    def __init__(self, bot: Bot, kind: str):
+        import bm25s
+        import faiss
+
+        from .lexical import analyze
+
+        index = bot.index
+        self.ids = [p.id for p in index.passages]
+        field_code = FIELD_TEXT if kind == "article" else FIELD_QUESTION
+        rows = np.flatnonzero(index.keys[:, 1] == field_code)
+        rows = rows[np.unique(index.keys[rows, 0], return_index=True)[1]]  # one key per passage
+        assert len(rows) == len(self.ids)
+        self.dense = faiss.IndexFlatIP(index.dimension)
+        self.dense.add(index.vectors.reconstruct_batch(rows))
+        texts = [p.text if kind == "article" else (p.question or "") for p in index.passages]
+        self.bm25 = bm25s.BM25()
+        self.bm25.index([analyze(t) for t in texts], show_progress=False)
+        self._analyze = analyze
+
+    def rank(self, question: str, qvec: np.ndarray) -> dict[str, list[str]]:
+        n = min(100, len(self.ids))
+        _, dense_rows = self.dense.search(qvec.reshape(1, -1), n)
+        dense = [self.ids[i] for i in dense_rows[0] if i >= 0]
+        tokens = [t for t in self._analyze(question) if t in self.bm25.vocab_dict]
+        scores = self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids))
+        bm25 = [self.ids[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        fused: dict[str, float] = {}
+        for ranking in (dense, bm25):
+            for r, pid in enumerate(ranking):
+                fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + r + 1)
+        rrf = sorted(fused, key=lambda pid: -fused[pid])
+        return {"bm25": bm25, "dense": dense, "rrf": rrf}
+
+
+def evaluate_set(folder: Path, embedder: Embedder, others: list[str], limit: int | None = None, seed: int = 0) -> dict:
+    """Build a temporary index of one set and measure ours and the baselines on it."""
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        kind = write_corpus(folder, Path(tmp) / "corpus")
+        bot = Bot.build([Path(tmp) / "corpus"], Path(tmp) / "index", embedder=embedder)
+        questions = load_questions(folder, bot, kind)
+        if limit:
+            questions = random.Random(seed).sample(questions, min(limit, len(questions)))
+        baselines = Baselines(bot, kind)
+        bot.ask("warm up")
+
+        ours, base = [], {"bm25": [], "dense": [], "rrf": []}
+        latencies, answers = [], []
+        for q in questions:
+            started = time.perf_counter()
+            answer = bot.ask(q.text, k=DEPTH)
+            latencies.append((time.perf_counter() - started) * 1000)
+            answers.append(answer)
+            ours.append([h.passage.id for h in answer.passages])
+            qvec = bot.embedder.encode([q.text])[0]
+            for name, ranking in baselines.rank(q.text, qvec).items():
+                base[name].append(ranking)
+
+        own = set(q.text for q in questions)
+        pool = [t for t in others if t not in own]
+        sample = random.Random(seed).sample(pool, min(OUT_OF_SCOPE_SAMPLE, len(pool)))
+        abstained = sum(not a.answered for a in bot.ask_many(sample)) if sample else 0
+
+    result = retrieval_metrics(ours, questions)
+    words = [len(a.text.split()) for a in answers if a.answered]
+    hits = [answer_hit(a.text, q.answers) for a, q in zip(answers, questions) if a.answered]
+    result.update(
+        answer_hit=(sum(hits) / len(questions)) if kind == "article" else None,
+        median_answer_words=statistics.median(words) if words else 0,
+        answered_in_scope=sum(a.answered for a in answers) / len(questions),
+        abstained_out_of_scope=abstained / len(sample) if sample else None,
+        p50_ms=float(np.percentile(latencies, 50)),
+        p99_ms=float(np.percentile(latencies, 99)),
+        qps=1000.0 / statistics.mean(latencies),
+    )
+    return {
+        "set": folder.name,
+        "kind": kind,
+        "questions": len(questions),
+        "out_of_scope_questions": len(sample),
+        "ours": result,
+        "baselines": {name: retrieval_metrics(rankings, questions) for name, rankings in base.items()},
+    }
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def report(results: list[dict]) -> str:
+    """The Markdown report: one table of Recall@1 side by side, then ours in detail."""
+    lines = [
+        "| set | questions | BM25 R@1 | dense R@1 | RRF R@1 | **ours R@1** | ours R@5 | ours MRR@10 | best baseline MRR@10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        b, o = r["baselines"], r["ours"]
+        best = max(v["recall@1"] for v in b.values())
+        mark = "✓" if o["recall@1"] > best else "✗"
+        lines.append(
+            f"| {r['set']} | {r['questions']} | {_pct(b['bm25']['recall@1'])} | {_pct(b['dense']['recall@1'])} | "
+            f"{_pct(b['rrf']['recall@1'])} | **{_pct(o['recall@1'])}** {mark} | {_pct(o['recall@5'])} | {_pct(o['mrr@10'])} | "
+            f"{_pct(max(v['mrr@10'] for v in b.values()))} |"
+        )
+    lines += [
+        "",
+        "| set | answer hit | median answer words | answered (in scope) | abstained (out of scope) | p50 ms | p99 ms | questions/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        o = r["ours"]
+        lines.append(
+            f"| {r['set']} | {_pct(o['answer_hit'])} | {o['median_answer_words']} | {_pct(o['answered_in_scope'])} | "
+            f"{_pct(o['abstained_out_of_scope'])} | {o['p50_ms']:.1f} | {o['p99_ms']:.1f} | {o['qps']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(args) -> int:
+    """Entry point of `qa eval` (arguments parsed by qa.cli)."""
+    folders = [Path(p) for p in args.paths]
+    for f in folders:
+        set_kind(f)
+    embedder = Embedder(args.model)
+    results = []
+    for folder in folders:
+        others = [t for f in folders if f != folder for t in question_texts(f)]
+        result = evaluate_set(folder, embedder, others, limit=args.limit)
+        results.append(result)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            log.info("%s done", folder.name)
+    text = report(results)
+    if not args.json:
+        print(text)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
