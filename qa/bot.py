@@ -9,8 +9,11 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
+from .errors import QAError
 from .indexing import build_index, is_stale
 from .retrieval import RetrievalSettings, Retriever
 from .store import StoredIndex, load_index
@@ -266,6 +269,12 @@ class Bot:
         assert self._answerer is not None and self._embedder is not None
         queries = [follow_up_query(t, history) for t in texts]
         vectors = self._embedder.encode(queries, batch_size=64)
+        if not np.isfinite(vectors).all():
+            # A damaged model file can yield NaN, whose confidence passes any threshold: never answer from it.
+            raise QAError(
+                f"the embedding model {self._embedder.model_id!r} returned invalid vectors (NaN or infinite); "
+                "its files may be damaged"
+            )
         answers = []
         for text, query, qvec in zip(texts, queries, vectors):
             results = self._answerer.retriever.search(query, qvec, k)

@@ -226,6 +226,12 @@ def build_index(
         todo.sort(key=lambda i: len(key_texts[i]))
         pause_point("embed")
         fresh = embedder.encode([key_texts[i] for i in todo], batch_size=batch_size, progress=progress)
+        if not np.isfinite(fresh).all():
+            # A damaged model file can yield NaN: such vectors would pass every checksum and answer wrongly.
+            raise QAError(
+                f"the embedding model {embedder.model_id!r} returned invalid vectors (NaN or infinite); "
+                "its files may be damaged. The index is unchanged"
+            )
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
         vectors = np.empty((len(key_texts), dimension), dtype=np.float32)
         for j, i in enumerate(todo):

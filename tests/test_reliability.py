@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError
+from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError, QAError
 from qa import store
 from qa.cli import main as cli_main
 from qa.documents import load_document
@@ -229,6 +229,45 @@ def test_the_cli_reports_a_damaged_index_in_one_line(index_copy, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("error: ") and "vectors.faiss" in err and "rebuild the index" in err
+
+
+@pytest.mark.parametrize("name", ["passages.jsonl", "vectors.faiss", "bm25/vocab.index.json", MANIFEST, "old-format manifest"])
+def test_the_advice_works_qa_build_repairs_a_damaged_index(index_copy, tmp_path, embedder, sequential, name):
+    if name == MANIFEST:
+        _garble_at(0.5)(index_copy / MANIFEST)
+    elif name == "old-format manifest":  # as the previous qa wrote it: format 1, no manifest checksum
+        manifest = read_manifest(index_copy)
+        del manifest["manifest_sha256"]
+        (index_copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 1}), encoding="utf-8")
+    else:
+        _truncate_half(build_dir(index_copy) / name)
+    with pytest.raises(QAError):
+        load_index(index_copy)
+    build_index([ARTICLE], index_copy, embedder)
+    assert snapshot(Bot(index_copy, embedder=embedder)) == sequential
+    assert {p.name for p in index_copy.iterdir()} == {MANIFEST, ".lock", read_manifest(index_copy)["build_id"]}
+
+
+# --------------------------------------------------------------------------- a damaged model
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_invalid_vectors_from_the_model_never_answer_and_never_enter_an_index(index_copy, embedder, monkeypatch, bad, tmp_path):
+    """A damaged model file can make NaN vectors (seen with a garbled ONNX export): refuse them, loudly."""
+    real_encode = embedder.encode
+
+    def damaged_encode(texts, **kwargs):
+        vectors = real_encode(texts, **kwargs)
+        vectors[:, 7] = bad
+        return vectors
+
+    monkeypatch.setattr(embedder, "encode", damaged_encode)
+    with pytest.raises(QAError, match=r"returned invalid vectors \(NaN or infinite\)"):
+        Bot(index_copy, embedder=embedder).ask(QUESTIONS[0])
+    before = folder_state(index_copy)
+    with pytest.raises(QAError, match=r"returned invalid vectors .*The index is unchanged"):
+        build_index([make_second_corpus(tmp_path / "corpus2")], index_copy, embedder)
+    assert folder_state(index_copy) == before
 
 
 # --------------------------------------------------------------------------- no pickle
