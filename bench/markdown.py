@@ -61,8 +61,9 @@ def performance_md(results: dict, figures: list, args) -> str:
         f"- **Build**: `qa build` as a fresh process ({build['build_wall_s']:.1f} s wall, {build['build_inprocess_s']:.1f} s "
         f"inside build_index, embedding backend `{build['embedding_backend']}`, index `{build['vector_index']}`) against "
         f"`SentenceTransformer.encode(texts, batch_size=32)` on the same {build['texts']:,} texts with the model already "
-        f"loaded ({build['raw_encode_s']:.1f} s). The one-time ONNX export (with its check against torch) took "
-        f"{d['onnx_export_s']:.1f} s and is not in the build figure: it happens once per machine and model.",
+        f"loaded ({build['raw_encode_s']:.1f} s). The one-time ONNX export (with its check against torch) "
+        + (f"took {d['onnx_export_s']:.1f} s and " if d["onnx_export_s"] is not None else "")
+        + "is not in the build figure: it happens once per machine and model (cached in ~/.cache/qa/onnx).",
         f"- **ask()**: {ask['questions']} questions, warm, one at a time, `Bot.ask(q)` on the ONNX index, interleaved with "
         f"raw torch `encode([q])` of the same question. Of the ask() p50, embedding the question took "
         f"{ask['embed_p50_ms']:.2f} ms and retrieval plus answer extraction {ask['retrieve_answer_p50_ms']:.2f} ms "

@@ -191,6 +191,10 @@ def export_onnx(model_dir: Path, target: Path) -> dict:
     names = ["input_ids", "attention_mask", "token_type_ids"]
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     target.mkdir(parents=True, exist_ok=True)
+    # The exporter warns about optional packages (torchvision) and logs every pass: not the user's business.
+    exporter_log = logging.getLogger("torch.onnx")
+    previous_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -206,6 +210,8 @@ def export_onnx(model_dir: Path, target: Path) -> dict:
         program.save(str(target / "model.onnx"))
     except Exception as exc:  # the exporter raises many kinds; all mean "no usable graph"
         raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    finally:
+        exporter_log.setLevel(previous_level)
     shutil.copy(model_dir / "tokenizer.json", target / "tokenizer.json")
 
     expected = model.encode(list(CHECK_TEXTS), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
