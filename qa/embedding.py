@@ -40,9 +40,11 @@ _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 BACKENDS = ("auto", "torch", "onnx")
 # Bump when the exported graph or its inputs change, so old cached exports are not reused.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 # An export whose vectors are further than this from torch's on any check text is refused.
 EXPORT_MIN_COSINE = 0.9999
+# Which check text's torch vector is kept to test the cached export each time it loads.
+PROBE_TEXT = 3
 # Texts the export is checked on: short and long, punctuation, non-ASCII, one past the 256-token limit.
 CHECK_TEXTS = (
     "",
@@ -231,6 +233,8 @@ def export_onnx(model_dir: Path, target: Path) -> dict:
     worst = float(np.min(np.sum(expected * got, axis=1)))
     record["min_cosine"] = worst
     record["max_abs_diff"] = float(np.max(np.abs(expected - got)))
+    # torch's vector of one text: every later load checks the cached files against it (cheaply).
+    record["probe"] = {"text": CHECK_TEXTS[PROBE_TEXT], "vector": [float(x) for x in expected[PROBE_TEXT]]}
     if not worst >= EXPORT_MIN_COSINE:
         raise ExportError(f"the exported model's vectors differ from torch's (worst cosine {worst:.6f} < {EXPORT_MIN_COSINE})")
     return record
@@ -276,6 +280,22 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+
+    def check(self) -> None:
+        """Embed the export's probe text and compare it with torch's vector, kept at export time.
+
+        Catches a cached model or tokenizer file that was damaged after the export
+        (it loads, but embeds wrongly or as NaN) for the cost of one short query.
+
+        Raises:
+            ExportError: the vector differs from torch's (or the record has no probe).
+        """
+        probe = self.record.get("probe") or {}
+        if "text" not in probe or len(probe.get("vector", ())) != self.dimension:
+            raise ExportError("the export record has no probe vector")
+        cosine = float(self.encode([probe["text"]])[0] @ np.asarray(probe["vector"], dtype=np.float32))
+        if not cosine >= EXPORT_MIN_COSINE:  # NaN fails too
+            raise ExportError(f"the cached export embeds its probe text wrongly (cosine {cosine:.6f} to torch's)")
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
@@ -348,10 +368,22 @@ def load_onnx(location: str, cache_dir: Path, allow_export: bool = True) -> Onnx
     folder = cache_dir / "onnx" / _export_key(model_dir)
     record_path = folder / "export.json"
     if record_path.exists():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {"ok": True}  # unreadable: treated as a damaged export below
         if not record.get("ok"):
             raise ExportError(f"an earlier export in {folder} failed its check: {record.get('error')}")
-        return OnnxEncoder(folder, record)
+        try:
+            encoder = OnnxEncoder(folder, record)
+            encoder.check()
+            return encoder
+        except Exception as exc:  # a damaged cache entry: any failure to load or to reproduce the probe
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(exc).__name__
+            if not allow_export:
+                raise ExportError(f"the cached export in {folder} is damaged ({reason})") from exc
+            log.warning("the cached ONNX export in %s is damaged (%s); exporting it again", folder, reason)
+            shutil.rmtree(folder, ignore_errors=True)
     if not allow_export:
         raise ExportError(f"no ONNX export of {location} in {cache_dir}")
     log.info("exporting %s to ONNX in %s (once)", location, folder)

@@ -155,3 +155,50 @@ def test_export_check_rejects_a_wrong_graph(tmp_path, monkeypatch):
 def test_onnx_backend_refuses_a_model_it_cannot_export(tmp_path):
     with pytest.raises(QAError, match="cannot use the ONNX backend"):
         Embedder(str(tmp_path / "no-such-model"), backend="onnx", cache_dir=tmp_path).warm_up()
+
+
+def _copy_export(embedder, cache):
+    """A copy of the session's cached export in another cache folder (same key: it depends on the model only)."""
+    import shutil
+
+    source = embedder.warm_up().folder
+    target = cache / "onnx" / source.name
+    shutil.copytree(source, target)
+    return source, target
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_damaged_cached_export_is_detected(onnx_embedder, tmp_path, damage):
+    from qa import embedding
+
+    _, target = _copy_export(onnx_embedder, tmp_path)
+    location = embedding._model_location(embedding.DEFAULT_MODEL)
+    assert load_onnx(location, tmp_path, allow_export=False).folder == target  # the copy itself is fine
+    model = target / "model.onnx"
+    data = bytearray(model.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:  # same size, weights overwritten: it loads, but embeds wrongly
+        middle = len(data) // 2
+        data[middle : middle + 4_000_000] = bytes(4_000_000)
+    model.write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="is damaged"):
+        load_onnx(location, tmp_path, allow_export=False)
+
+
+def test_damaged_cached_export_is_exported_again(onnx_embedder, tmp_path, monkeypatch, caplog):
+    import shutil
+
+    source, target = _copy_export(onnx_embedder, tmp_path)
+    (target / "tokenizer.json").write_text("{ not json", encoding="utf-8")
+
+    def reexport(model_dir, staging):
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        return {k: v for k, v in json.loads((source / "export.json").read_text()).items() if k != "ok"}
+
+    monkeypatch.setattr("qa.embedding.export_onnx", reexport)
+    with caplog.at_level(logging.WARNING, logger="qa.embedding"):
+        e = Embedder(backend="auto", cache_dir=tmp_path)
+        v = e.encode(["Who did Díaz-Canel meet in St. Petersburg?"])
+    assert e.active_backend == "onnx" and "is damaged" in caplog.text
+    np.testing.assert_allclose(v, onnx_embedder.encode(["Who did Díaz-Canel meet in St. Petersburg?"]), atol=1e-6)
