@@ -44,6 +44,25 @@ def prepare(folder: Path, cache: Path, embedder: Embedder):
     return bot, questions, features
 
 
+def prepare_bundled(cache: Path, embedder: Embedder):
+    """The bundled article with our own questions (tests/fixtures/bundled_questions.jsonl)."""
+    from qa.evaluation import Question
+
+    root = Path(__file__).resolve().parent.parent
+    index = cache / "bundled" / "index"
+    if not (index / "manifest.json").exists():
+        Bot.build([root / "data"], index, embedder=embedder)
+    bot = Bot(index, embedder=embedder).warm_up()
+    rows = [json.loads(line) for line in (root / "tests" / "fixtures" / "bundled_questions.jsonl").read_text().splitlines()]
+    questions = [
+        Question(r["question"], {p.id for p in bot.passages if r["fact"] in p.text and p.kind == r["expect"]}, [r["fact"]])
+        for r in rows
+    ]
+    vectors = embedder.encode([q.text for q in questions])
+    retriever = bot._answerer.retriever
+    return bot, questions, [retriever.features(q.text, v, 50) for q, v in zip(questions, vectors)]
+
+
 def recall_at_1(bot, questions, features, settings) -> float:
     ids = [p.id for p in bot.index.passages]
     hits = 0
@@ -163,6 +182,8 @@ def main() -> int:
     embedder = Embedder()
     names = ["xquad_en"] if args.sentences else SETS
     data = {name: prepare(Path(args.sets) / name, Path(args.cache), embedder) for name in names}
+    if args.grid:
+        data["bundled"] = prepare_bundled(Path(args.cache), embedder)
     base = RetrievalSettings()
     if args.sentences:
         sentences(data, embedder)
@@ -171,15 +192,13 @@ def main() -> int:
         abstention(data, Path(args.sets), embedder, base)
         return 0
     if args.grid:
-        grid = itertools.product(
-            [0.0, 0.1, 0.2, 0.3, 0.5], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], ["known", "all"], [0.7, 0.8, 0.9], [0.85, 0.9, 1.0]
-        )
-        for lw, cw, of, aw, sw in grid:
+        grid = itertools.product([0.15, 0.2, 0.25], [0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0], ["known", "all"], [0.8, 0.9], [0.9])
+        for cw, pw, of, aw, sw in grid:
             s = dataclasses.replace(
-                base, lexical_weight=lw, coverage_weight=cw, coverage_of=of, answer_weight=aw, sentence_weight=sw
+                base, coverage_weight=cw, paragraph_coverage_weight=pw, coverage_of=of, answer_weight=aw, sentence_weight=sw
             )
             r = {name: recall_at_1(*d, s) for name, d in data.items()}
-            print(json.dumps({"lexical": lw, "coverage": cw, "of": of, "answer": aw, "sentence": sw,
+            print(json.dumps({"coverage": cw, "paragraph": pw, "of": of, "answer": aw, "sentence": sw,
                               **{k: round(v, 4) for k, v in r.items()}}), flush=True)
         return 0
     variants = {

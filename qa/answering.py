@@ -28,9 +28,9 @@ class AnswerSettings:
     """How answers are cut and when the bot abstains; see docs/quality.md for how these were chosen."""
 
     threshold: float = 0.5  # answer when confidence >= threshold
-    confidence_center: float = 0.42  # evidence at which confidence is 0.5
+    confidence_center: float = 0.495  # evidence at which confidence is 0.5
     confidence_scale: float = 12.0  # steepness of the confidence curve
-    coverage_weight: float = 0.25  # weight of the question-term coverage in the confidence evidence
+    coverage_weight: float = 0.4  # weight of the question-term coverage in the confidence evidence
     sentence_lexical_weight: float = 0.5  # weight of term coverage when picking sentences
     second_sentence_margin: float = 0.3  # add the better neighbour sentence when it scores within this of the best
     max_answer_words: int = 80  # never extend an answer past this many words
@@ -103,7 +103,7 @@ class Answerer:
             return Answer(question, NOT_COVERED, False, 0.0, (), hits)
         top, evidence = results[0]
         confidence = self.confidence(evidence)
-        if confidence < threshold:
+        if not confidence >= threshold:  # NaN evidence never answers
             return Answer(question, NOT_COVERED, False, confidence, (), hits)
         passage = top.passage
         if passage.kind == "faq":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import lru_cache
@@ -32,11 +33,34 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@lru_cache(maxsize=200_000)
+def _terms(word: str) -> tuple[str, ...]:
+    """A word's stem, and the stem of its lemma when that differs ("laid" → laid, lay; "met" → met, meet).
+
+    Snowball stems regular forms together but not irregular ones; the lemma
+    (simplemma's English tables) brings those together without losing the
+    surface form, which some lemmas get wrong ("lay" → "lie").
+    """
+    import simplemma
+
+    stemmer = _stemmer()
+    stem = stemmer.stemWord(word)
+    lemma = stemmer.stemWord(fold(simplemma.lemmatize(word, lang="en")))
+    return (stem,) if lemma == stem else (stem, lemma)
+
+
 def analyze(text: str) -> list[str]:
-    """The tokens BM25 sees: folded words, stopwords dropped, Snowball-stemmed."""
+    """The tokens BM25 sees: folded words, stopwords dropped, stemmed, with lemmas of irregular forms."""
     stop = _stopwords()
-    words = [w for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(words)
+    return [t for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit()) for t in _terms(w)]
+
+
+def _bm25s():
+    """bm25s, imported on first use; it sets its own logger to DEBUG on import, which we undo."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class LexicalIndex:
@@ -47,9 +71,7 @@ class LexicalIndex:
 
     @classmethod
     def fit(cls, texts: list[str]) -> "LexicalIndex":
-        import bm25s
-
-        bm25 = bm25s.BM25()
+        bm25 = _bm25s().BM25()
         corpus = [analyze(t) for t in texts]
         bm25.index(corpus, show_progress=False)
         return cls(bm25)
@@ -59,9 +81,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, show_progress=False, verbosity=0))
+        return cls(_bm25s().BM25.load(str(folder), allow_pickle=False, show_progress=False, verbosity=0))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for `query` (zeros when no query word is indexed)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from .types import Span
@@ -14,6 +15,26 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False, char_span=True)
 
 
+# pysbd's time grows faster than linearly with the text's length (120,000 characters take about a
+# minute), so a long text is cut into windows at sentence-like boundaries first.
+WINDOW_CHARS = 2000
+_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+|\n")
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """(start, end) pieces of `text`, each about WINDOW_CHARS long, cut after a full stop or a newline."""
+    pieces, start = [], 0
+    while len(text) - start > WINDOW_CHARS:
+        cut = None
+        for match in _BOUNDARY.finditer(text, start + WINDOW_CHARS // 2, start + WINDOW_CHARS):
+            cut = match.end()
+        cut = cut or start + WINDOW_CHARS
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, len(text)))
+    return pieces
+
+
 def split_sentences(text: str, offset: int = 0) -> tuple[Span, ...]:
     """Sentence spans of `text`, shifted by `offset`; whitespace around each is trimmed.
 
@@ -21,16 +42,15 @@ def split_sentences(text: str, offset: int = 0) -> tuple[Span, ...]:
     spans are always exact, in order and non-overlapping, whatever pysbd returns.
     """
     spans: list[Span] = []
-    cursor = 0
-    for segment in _segmenter().segment(text) if text.strip() else ():
-        sentence = segment.sent.strip()
-        if not sentence:
-            continue
-        found = text.find(sentence, cursor)
-        if found < 0:
-            continue
-        spans.append(Span(offset + found, offset + found + len(sentence)))
-        cursor = found + len(sentence)
+    for start, end in _windows(text) if text.strip() else ():
+        piece, cursor = text[start:end], 0
+        for segment in _segmenter().segment(piece) if piece.strip() else ():
+            sentence = segment.sent.strip()
+            found = piece.find(sentence, cursor) if sentence else -1
+            if found < 0:
+                continue
+            spans.append(Span(offset + start + found, offset + start + found + len(sentence)))
+            cursor = found + len(sentence)
     if not spans and text.strip():
         start = len(text) - len(text.lstrip())
         spans.append(Span(offset + start, offset + len(text.rstrip())))

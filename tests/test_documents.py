@@ -159,3 +159,15 @@ def test_an_index_folder_inside_the_documents_folder_is_skipped(tmp_path):
     (index / "build").mkdir()
     (index / "build" / "passages.jsonl").write_text("{not an faq}\n", encoding="utf-8")
     assert [d.title for d in load_documents([tmp_path])] == ["A"]
+
+
+def test_a_very_long_paragraph_is_split_into_exact_ordered_sentences():
+    from qa.sentences import split_sentences
+
+    text = "The harbour opens at dawn. Ships from Dr. Lee's fleet dock at pier 4! Who pays? " * 1500
+    spans = split_sentences(text, offset=7)
+    assert len(spans) == 4500
+    assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+    assert {text[s.start - 7 : s.end - 7] for s in spans} == {
+        "The harbour opens at dawn.", "Ships from Dr. Lee's fleet dock at pier 4!", "Who pays?"
+    }
