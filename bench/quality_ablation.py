@@ -1,6 +1,9 @@
 """Which retrieval design wins, measured: Recall@1 of fusion variants on every evaluation set.
 
-    .venv/bin/python bench/quality_ablation.py [--sets ../shared/eval] [--cache /tmp/qa-ablation]
+    .venv/bin/python bench/quality_ablation.py               # the table of design choices (docs/quality.md)
+    .venv/bin/python bench/quality_ablation.py --grid        # the weight grid the defaults were picked from
+    .venv/bin/python bench/quality_ablation.py --sentences   # answer-sentence selection on xquad_en
+    .venv/bin/python bench/quality_ablation.py --abstention  # confidence weights that separate in/out of scope
 
 Each set is indexed once by the real pipeline (cached in --cache); the features
 of every question's candidates come from the real Retriever; then each variant
@@ -182,8 +185,8 @@ def main() -> int:
     embedder = Embedder()
     names = ["xquad_en"] if args.sentences else SETS
     data = {name: prepare(Path(args.sets) / name, Path(args.cache), embedder) for name in names}
-    if args.grid:
-        data["bundled"] = prepare_bundled(Path(args.cache), embedder)
+    if not (args.sentences or args.abstention):
+        data["bundled"] = prepare_bundled(Path(args.cache), embedder)  # our own questions on the bundled article
     base = RetrievalSettings()
     if args.sentences:
         sentences(data, embedder)
@@ -201,14 +204,24 @@ def main() -> int:
             print(json.dumps({"coverage": cw, "paragraph": pw, "of": of, "answer": aw, "sentence": sw,
                               **{k: round(v, 4) for k, v in r.items()}}), flush=True)
         return 0
+    none = dataclasses.replace(base, coverage_weight=0.0, paragraph_coverage_weight=0.0)
     variants = {
-        "default": base,
+        "dense over one key a passage (paragraph, or FAQ question)": dataclasses.replace(
+            none, sentence_weight=0.0, answer_weight=0.0
+        ),
+        "+ sentence keys for paragraphs (best sentence x 0.9)": dataclasses.replace(none, answer_weight=0.0),
+        "+ FAQ answer keys (answer x 0.8)": none,
+        "+ BM25 / best BM25 x 0.25 (instead of coverage)": dataclasses.replace(none, lexical_weight=0.25),
+        "+ term coverage x 0.25, same for paragraphs": dataclasses.replace(base, paragraph_coverage_weight=0.25),
+        "+ term coverage x 0.25 FAQ, x 0.5 paragraphs (default)": base,
+        "default, coverage of indexed terms only": dataclasses.replace(base, coverage_of="known"),
     }
-    print("| variant | " + " | ".join(SETS) + " |")
-    print("|---|" + "---|" * len(SETS))
+    names = [*SETS, "bundled"]
+    print("| variant | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
     for label, s in variants.items():
-        r = [recall_at_1(*data[name], s) for name in SETS]
-        print(f"| {label} | " + " | ".join(f"{x:.3f}" for x in r) + " |")
+        r = [recall_at_1(*data[name], s) for name in names]
+        print(f"| {label} | " + " | ".join(f"{x:.3f}" for x in r) + " |", flush=True)
     return 0
 
 

@@ -31,8 +31,8 @@ class AnswerSettings:
     confidence_center: float = 0.495  # evidence at which confidence is 0.5
     confidence_scale: float = 12.0  # steepness of the confidence curve
     coverage_weight: float = 0.4  # weight of the question-term coverage in the confidence evidence
-    sentence_lexical_weight: float = 0.5  # weight of term coverage when picking sentences
-    second_sentence_margin: float = 0.3  # add the better neighbour sentence when it scores within this of the best
+    sentence_lexical_weight: float = 0.75  # weight of term coverage when picking sentences
+    second_sentence_margin: float = 0.4  # add the better neighbour sentence when it scores within this of the best
     max_answer_words: int = 80  # never extend an answer past this many words
 
 

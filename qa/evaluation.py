@@ -167,7 +167,14 @@ class Baselines:
         return {"bm25": bm25, "dense": dense, "rrf": rrf}
 
 
-def evaluate_set(folder: Path, embedder: Embedder, others: list[str], limit: int | None = None, seed: int = 0) -> dict:
+def evaluate_set(
+    folder: Path,
+    embedder: Embedder,
+    others: list[str],
+    limit: int | None = None,
+    seed: int = 0,
+    out_of_scope: int = OUT_OF_SCOPE_SAMPLE,
+) -> dict:
     """Build a temporary index of one set and measure ours and the baselines on it."""
     folder = Path(folder)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
@@ -193,7 +200,7 @@ def evaluate_set(folder: Path, embedder: Embedder, others: list[str], limit: int
 
         own = set(q.text for q in questions)
         pool = [t for t in others if t not in own]
-        sample = random.Random(seed).sample(pool, min(OUT_OF_SCOPE_SAMPLE, len(pool)))
+        sample = random.Random(seed).sample(pool, min(out_of_scope, len(pool)))
         abstained = sum(not a.answered for a in bot.ask_many(sample)) if sample else 0
 
     result = retrieval_metrics(ours, questions)
