@@ -9,6 +9,13 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:,.0f} MiB"
 
 
+def _gaps(gaps: list) -> str:
+    known = [g for g in gaps if g is not None]
+    if not gaps:
+        return "— (none differ)"
+    return f"{max(known):.1e}" if known else "unknown"
+
+
 def performance_md(results: dict, figures: list, args) -> str:
     """The performance report: machine, commands, the table of figures, the scale table and the plot."""
     m = results["machine"]
@@ -69,12 +76,22 @@ def performance_md(results: dict, figures: list, args) -> str:
         f"{ask['embed_p50_ms']:.2f} ms and retrieval plus answer extraction {ask['retrieve_answer_p50_ms']:.2f} ms "
         f"(p99 {ask['retrieve_answer_p99_ms']:.2f} ms). The torch path's ask() p50 was {ask['torch_ask_p50_ms']:.2f} ms.",
         f"- **Batch**: `Bot.ask_many(questions)` against a loop of `Bot.ask` over the same {batch['questions']} questions "
-        "(median of 3 rounds each).",
+        f"(median of 3 rounds each). On the torch path the same two figures were {batch['torch_batch_qps']:.1f} and "
+        f"{batch['torch_sequential_qps']:.1f} questions/s ({batch['torch_batch_qps'] / batch['torch_sequential_qps']:.2f}x).",
         f"- **Identity with torch**: the torch path is an index built from raw torch vectors of the same texts and questions "
         f"embedded by torch; the ONNX path is `qa build`'s index and ONNX query vectors. Over {identity['questions']} "
         f"questions (all XQuAD questions and a share of the FAQ ones) the top-10 passages were identical in order for "
         f"{identity['same_top10_order']:.2%} and as sets for {identity['same_top10_set']:.2%}; the answers were identical "
-        f"for {identity['same_answer']:.2%}.",
+        f"for {identity['same_answer']:.2%}. Where the order differed, the two passages that swapped places scored "
+        f"within {_gaps(identity['score_gaps_of_differing'])} of each other. The torch path against itself (questions "
+        f"embedded one at a time instead of in batches of 64, which changes only floating-point rounding) kept the "
+        f"same order for {identity['torch_self_same_top10_order']:.2%} ({identity['torch_self_differing']} questions "
+        f"differ, score gaps {_gaps(identity['torch_self_score_gaps_of_differing'])}).",
+        "- **Threads for one question** (ONNX Runtime, the same question through a 1-thread and a 2-thread session, "
+        "alternately; 'busy': beside one process spinning on a core): "
+        + "; ".join(f"{label}: 1 thread p50 {r['1_thread_p50_ms']:.2f} / p99 {r['1_thread_p99_ms']:.2f} ms, "
+                    f"2 threads p50 {r['2_threads_p50_ms']:.2f} / p99 {r['2_threads_p99_ms']:.2f} ms"
+                    for label, r in d["query_threads"].items()) + ".",
         f"- **Fresh process**: `qa ask` from process start to exit (median of "
         f"{len(fresh['onnx']['first_answer_runs_s'])} runs: {', '.join(f'{t:.2f}' for t in fresh['onnx']['first_answer_runs_s'])} s); "
         f"serving memory is the peak RSS (from wait4) of one process that loads the bot and answers "

@@ -121,22 +121,47 @@ def _ranking(answer) -> list[str]:
     return [h.passage.id for h in answer.passages]
 
 
+def _compare(left: list, right: list, out: dict, prefix: str) -> None:
+    """Count equal rankings, sets and answers; note the fused-score gap of each ranking that differs."""
+    order = sets = answers = 0
+    gaps = []
+    for a, b in zip(left, right):
+        ra, rb = _ranking(a), _ranking(b)
+        order += ra == rb
+        sets += set(ra) == set(rb)
+        answers += (a.text, a.answered) == (b.text, b.answered)
+        if ra != rb:
+            # How near a tie the first swap was: the two passages' scores on the left path.
+            i = next(j for j, (x, y) in enumerate(zip(ra + [None] * 99, rb + [None] * 99)) if x != y)
+            scores = {h.passage.id: h.score for h in a.passages}
+            if i < len(ra) and i < len(rb) and rb[i] in scores:
+                gaps.append(abs(scores[ra[i]] - scores[rb[i]]))
+            else:
+                gaps.append(None)
+    n = max(len(left), 1)
+    out[f"{prefix}same_top10_order"] = order / n
+    out[f"{prefix}same_top10_set"] = sets / n
+    out[f"{prefix}same_answer"] = answers / n
+    out[f"{prefix}differing"] = len(left) - order
+    out[f"{prefix}score_gaps_of_differing"] = gaps
+
+
 def measure_identity(onnx_bot, torch_bot, questions: list[str], k: int = 10) -> dict:
-    """Top-k passages and answers of the ONNX path (index and queries) against the torch path's."""
-    same_ranking = same_set = same_answer = 0
+    """Top-k passages and answers of the ONNX path (index and queries) against the torch path's.
+
+    Also the torch path against itself, questions embedded one at a time instead of
+    in batches of 64: the floor set by floating-point rounding, which no backend can beat.
+    """
+    onnx, torch_batched, torch_single = [], [], []
     for start in range(0, len(questions), 64):
         chunk = questions[start : start + 64]
-        for a, b in zip(onnx_bot.ask_many(chunk, k), torch_bot.ask_many(chunk, k)):
-            same_ranking += _ranking(a) == _ranking(b)
-            same_set += set(_ranking(a)) == set(_ranking(b))
-            same_answer += (a.text, a.answered) == (b.text, b.answered)
-    n = max(len(questions), 1)
-    return {
-        "questions": len(questions),
-        "same_top10_order": same_ranking / n,
-        "same_top10_set": same_set / n,
-        "same_answer": same_answer / n,
-    }
+        onnx += onnx_bot.ask_many(chunk, k)
+        torch_batched += torch_bot.ask_many(chunk, k)
+    torch_single = [torch_bot.ask(q, k) for q in questions]
+    out: dict = {"questions": len(questions)}
+    _compare(onnx, torch_batched, out, "")
+    _compare(torch_single, torch_batched, out, "torch_self_")
+    return out
 
 
 def measure_ask(bot, torch_bot, raw: RawTorch, questions: list[str]) -> dict:
@@ -172,22 +197,56 @@ def measure_ask(bot, torch_bot, raw: RawTorch, questions: list[str]) -> dict:
     }
 
 
-def measure_batch(bot, questions: list[str], rounds: int = 3) -> dict:
-    """ask_many(questions) against a loop of ask(), in questions per second (best of `rounds` each)."""
-    sequential, batch = [], []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for q in questions:
-            bot.ask(q)
-        sequential.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        bot.ask_many(questions)
-        batch.append(time.perf_counter() - started)
-    return {
+def measure_batch(bot, questions: list[str], torch_bot=None, rounds: int = 3) -> dict:
+    """ask_many(questions) against a loop of ask(), in questions per second (median of `rounds` each).
+
+    With `torch_bot`, the same two figures for the torch path, for context.
+    """
+    def rate(fn) -> float:
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return len(questions) / statistics.median(times)
+
+    out = {
         "questions": len(questions),
-        "sequential_qps": len(questions) / statistics.median(sequential),
-        "batch_qps": len(questions) / statistics.median(batch),
+        "sequential_qps": rate(lambda: [bot.ask(q) for q in questions]),
+        "batch_qps": rate(lambda: bot.ask_many(questions)),
     }
+    if torch_bot is not None:
+        out["torch_sequential_qps"] = rate(lambda: [torch_bot.ask(q) for q in questions])
+        out["torch_batch_qps"] = rate(lambda: torch_bot.ask_many(questions))
+    return out
+
+
+def measure_query_threads(embedder, questions: list[str]) -> dict:
+    """One question through ONNX Runtime with 1 and with 2 intra-op threads, idle and beside one busy process."""
+    import subprocess
+
+    encoder = embedder.warm_up()
+    out = {}
+    for label in ("idle", "busy"):
+        burner = None
+        if label == "busy":
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(0.3)
+        try:
+            for q in questions[:10]:
+                encoder._run([q], 1)
+                encoder._run([q], 2)
+            one, two = [], []
+            for q in questions:
+                one += timed(lambda x: encoder._run([x], 1), [q])
+                two += timed(lambda x: encoder._run([x], 2), [q])
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
+        out[label] = {"1_thread_p50_ms": ms(one, 50), "1_thread_p99_ms": ms(one, 99),
+                      "2_threads_p50_ms": ms(two, 50), "2_threads_p99_ms": ms(two, 99)}
+    return out
 
 
 PROBE = """

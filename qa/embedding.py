@@ -165,6 +165,9 @@ def export_onnx(model_dir: Path, target: Path) -> dict:
     except ImportError as exc:
         raise ExportError(f"exporting needs torch and sentence-transformers ({exc})") from exc
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     transformer = model[0].auto_model.eval()
     max_seq_length = int(model.max_seq_length)
@@ -243,12 +246,14 @@ def export_onnx(model_dir: Path, target: Path) -> dict:
 class OnnxEncoder:
     """ONNX Runtime + tokenizers: the exported graph of a sentence-transformers model.
 
-    Two sessions over the same file, each made on first use:
+    Sessions over the same file, each made on first use:
 
-    - one text (a question): one session run with `query_threads` intra-op threads.
-      Measured here, ONNX Runtime does not fall into torch's contention trap (2
-      torch threads beside one busy process: 174 ms p99, against 16 ms with one):
-      2 threads gave a lower p50 than 1 and no worse p99, idle or beside a busy process.
+    - one text (a question) runs in one session with `query_threads` intra-op
+      threads while nothing else is being encoded in this process, and with one
+      thread when other encodes are in flight. Measured on 2 cores (`make bench`,
+      docs/performance.md): 2 threads cut an idle query's p50 by about a third,
+      but beside another busy process 1 thread was faster; concurrent requests of
+      one server are exactly that case, so each then gets one thread.
     - many texts (a build, `ask_many`): batches of similar length spread over
       `workers` threads, each running a one-thread session: about twice the
       throughput of one two-thread session on 2 cores.
@@ -257,7 +262,7 @@ class OnnxEncoder:
         folder: holds model.onnx, tokenizer.json and export.json.
         record: the export record (max_seq_length, dimension); read from export.json when None.
         workers: threads for encoding many texts (default: the number of cores).
-        query_threads: intra-op threads for a single text (default: the number of cores, at most 4).
+        query_threads: intra-op threads for a lone single text (default: the number of cores, at most 4).
     """
 
     def __init__(self, folder: Path, record: dict | None = None, workers: int | None = None,
@@ -285,6 +290,7 @@ class OnnxEncoder:
         self._sessions: dict[int, object] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._in_flight = 0  # encode() calls running now, to give a concurrent query one thread
 
     def session(self, threads: int):
         """The ONNX Runtime session with `threads` intra-op threads (made once, thread-safely)."""
@@ -344,9 +350,21 @@ class OnnxEncoder:
         out = np.empty((n, self.dimension), dtype=np.float32)
         if not n:
             return out
-        if n == 1:
-            out[0] = self._run(list(texts), self.query_threads)[0]
-            return out
+        with self._lock:
+            alone = self._in_flight == 0
+            self._in_flight += 1
+        try:
+            if n == 1:
+                out[0] = self._run(list(texts), self.query_threads if alone else 1)[0]
+            else:
+                self._encode_many(texts, out, batch_size, progress)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        return out
+
+    def _encode_many(self, texts: list[str], out: np.ndarray, batch_size: int, progress: bool) -> None:
+        n = len(texts)
         # Sort by length so that a batch pads little, and make at least one batch per worker.
         order = sorted(range(n), key=lambda i: len(texts[i]))
         size = max(1, min(batch_size, self.max_batch, math.ceil(n / self.workers)))
@@ -369,7 +387,6 @@ class OnnxEncoder:
             list(self._executor().map(run, batches))
         if bar is not None:
             bar.close()
-        return out
 
 
 def load_onnx(location: str, cache_dir: Path, allow_export: bool = True) -> OnnxEncoder:

@@ -202,3 +202,15 @@ def test_damaged_cached_export_is_exported_again(onnx_embedder, tmp_path, monkey
         v = e.encode(["Who did Díaz-Canel meet in St. Petersburg?"])
     assert e.active_backend == "onnx" and "is damaged" in caplog.text
     np.testing.assert_allclose(v, onnx_embedder.encode(["Who did Díaz-Canel meet in St. Petersburg?"]), atol=1e-6)
+
+
+def test_concurrent_queries_get_the_same_vectors(onnx_embedder):
+    """Queries encoded at once from several threads (each then runs on one thread) equal those encoded alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, questions = _xquad(1)
+    questions = questions[:24]
+    alone = np.vstack([onnx_embedder.encode([q]) for q in questions])
+    with ThreadPoolExecutor(4) as pool:
+        together = np.vstack(list(pool.map(lambda q: onnx_embedder.encode([q]), questions)))
+    np.testing.assert_allclose(together, alone, atol=1e-5)
