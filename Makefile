@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
+# Every evaluation set beside the checkout (a folder with docs.jsonl or faqs.jsonl).
+EVAL_SETS ?= $(sort $(dir $(wildcard ../shared/eval/*/docs.jsonl ../shared/eval/*/faqs.jsonl)))
 INDEX  ?= index
 
 export HF_HUB_OFFLINE := 1
@@ -36,7 +38,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 eval: install
-	$(BIN)/qa eval ../shared/eval/*/
+	$(BIN)/qa eval $(EVAL_SETS) --out docs/eval.md
 
 bench: install
 	$(BIN)/python bench/run.py
