@@ -357,7 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (QAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    launch(build_app(bot), args.host, args.port, auth)
+    app = build_app(bot)
+    try:
+        launch(app, args.host, args.port, auth)
+    except KeyboardInterrupt:  # Ctrl-C before Gradio's own wait loop took over: stop just as cleanly
+        app.close()
     return 0
 
 

@@ -269,6 +269,7 @@ def test_python_ui_py_serves_the_chat_until_interrupted(article_index):
     import signal
     import subprocess
     import sys
+    import threading
     import time
     import urllib.request
 
@@ -278,20 +279,21 @@ def test_python_ui_py_serves_the_chat_until_interrupted(article_index):
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores Ctrl-C
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
     try:
+        # The page can answer a moment before launch() returns: wait for the ready line, then probe.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"ui.py did not start: {server.communicate(timeout=10)[0][-2000:]}")
+        while time.monotonic() < deadline and server.poll() is None and not any("the chat is ready" in l for l in lines):
+            time.sleep(0.2)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
         assert "Ask the documents" in page
     finally:
         server.send_signal(signal.SIGINT)
-        log = server.communicate(timeout=30)[0]
+        server.wait(timeout=30)
+        reader.join(timeout=10)
+    log = "".join(lines)
     assert server.returncode == 0
     assert f"the chat is ready at http://127.0.0.1:{port}/" in log
     assert "WARNING ui" not in log and "Traceback" not in log
