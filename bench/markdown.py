@@ -39,7 +39,8 @@ def performance_md(results: dict, figures: list, args) -> str:
         f"- {versions}",
         f"- OPENBLAS_CORETYPE={m['openblas'].get('OPENBLAS_CORETYPE')}, OPENBLAS_L2_SIZE={m['openblas'].get('OPENBLAS_L2_SIZE')} "
         "(as set on this machine; left as is, since FAISS' bundled OpenBLAS 0.3.15 picks a generic kernel without it)",
-        f"- load average when the run started: {m['load_average_at_start']}",
+        f"- load average (1 min) when the run started: {m['load_average_at_start']:.2f}, when it ended: "
+        f"{m.get('load_average_at_end', float('nan')):.2f} (2 cores; other work on the machine slows both sides of a ratio)",
         "",
         "## Commands",
         "",

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         del stored, real
 
     duration = time.perf_counter() - started
+    info["load_average_at_end"] = os.getloadavg()[0]
     results = assemble(args, info, export_s, build, identity, ask, batch, fresh, quality, scales_out, duration, threads)
     figures = results.pop("_figures")
     report.write_json(args.results, results)

@@ -97,7 +97,7 @@ def test_same_top10_as_torch_on_xquad(onnx_embedder, torch_embedder):
 def test_export_record(onnx_embedder):
     record = onnx_embedder.warm_up().record
     assert record["ok"] is True and record["max_seq_length"] == 256 and record["pooling"] == "mean"
-    assert record["min_cosine"] >= 0.9999
+    assert record["min_cosine"] >= 0.9999 and isinstance(record["fused"], bool)
 
 
 def test_cached_export_loads_without_torch(onnx_embedder):
