@@ -117,8 +117,8 @@ def build_torch_index(corpus_folder: Path, index_dir: Path, raw_vectors: dict[st
     build_index([corpus_folder], index_dir, FixedEmbedder(resolve_model(None), raw_vectors))
 
 
-def _ranking(answer) -> list[str]:
-    return [h.passage.id for h in answer.passages]
+def _ranking(answer, k: int = 10) -> list[str]:
+    return [h.passage.id for h in answer.passages[:k]]
 
 
 def _compare(left: list, right: list, out: dict, prefix: str) -> None:
@@ -131,7 +131,8 @@ def _compare(left: list, right: list, out: dict, prefix: str) -> None:
         sets += set(ra) == set(rb)
         answers += (a.text, a.answered) == (b.text, b.answered)
         if ra != rb:
-            # How near a tie the first swap was: the two passages' scores on the left path.
+            # How near a tie the first swap was: the two passages' scores on the left path
+            # (its answer lists a few passages more than the 10 compared, for this).
             i = next(j for j, (x, y) in enumerate(zip(ra + [None] * 99, rb + [None] * 99)) if x != y)
             scores = {h.passage.id: h.score for h in a.passages}
             if i < len(ra) and i < len(rb) and rb[i] in scores:
@@ -146,7 +147,7 @@ def _compare(left: list, right: list, out: dict, prefix: str) -> None:
     out[f"{prefix}score_gaps_of_differing"] = gaps
 
 
-def measure_identity(onnx_bot, torch_bot, questions: list[str], k: int = 10) -> dict:
+def measure_identity(onnx_bot, torch_bot, questions: list[str], k: int = 15) -> dict:
     """Top-k passages and answers of the ONNX path (index and queries) against the torch path's.
 
     Also the torch path against itself, questions embedded one at a time instead of
