@@ -148,7 +148,7 @@ def _compare(left: list, right: list, out: dict, prefix: str) -> None:
 
 
 def measure_identity(onnx_bot, torch_bot, questions: list[str], k: int = 15) -> dict:
-    """Top-k passages and answers of the ONNX path (index and queries) against the torch path's.
+    """Top-10 passages and answers of the ONNX path (index and queries) against the torch path's (asking for k).
 
     Also the torch path against itself, questions embedded one at a time instead of
     in batches of 64: the floor set by floating-point rounding, which no backend can beat.

@@ -222,7 +222,14 @@ def build_index(
         clean_leftovers(folder)
         reuse = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
         hashes = [_text_hash(t) for t in key_texts]
-        todo = [i for i, h in enumerate(hashes) if h not in reuse]
+        # Each distinct new text is embedded once: repeated texts (an FAQ question shared by several
+        # answers) then get one identical vector, so their ties are exact and broken the same way by
+        # every backend, rather than by rounding noise of the batch each copy happened to be in.
+        first: dict[bytes, int] = {}
+        for i, h in enumerate(hashes):
+            if h not in reuse:
+                first.setdefault(h, i)
+        todo = list(first.values())
         # Embed in order of length so that batches pad little.
         todo.sort(key=lambda i: len(key_texts[i]))
         pause_point("embed")
@@ -235,12 +242,11 @@ def build_index(
             )
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
         vectors = np.empty((len(key_texts), dimension), dtype=np.float32)
-        for j, i in enumerate(todo):
-            vectors[i] = fresh[j]
+        fresh_by_hash = {hashes[i]: fresh[j] for j, i in enumerate(todo)}
         for i, h in enumerate(hashes):
-            if h in reuse:
-                vectors[i] = reuse[h]
-        log.info("embedded %d texts, reused %d", len(todo), len(key_texts) - len(todo))
+            vectors[i] = reuse[h] if h in reuse else fresh_by_hash[h]
+        reused = sum(h in reuse for h in hashes)
+        log.info("embedded %d distinct texts for %d keys, reused %d", len(todo), len(key_texts) - reused, reused)
 
         index = make_vector_index(vectors, vector_index)
         lexical = LexicalIndex.fit(lexical_texts)
@@ -258,8 +264,9 @@ def build_index(
             "faq_count": sum(p.kind == "faq" for p in passages),
             "paragraph_count": sum(p.kind == "paragraph" for p in passages),
             "key_count": int(len(keys)),
-            "embedded": len(todo),
-            "reused": len(key_texts) - len(todo),
+            "embedded": len(todo),  # distinct texts embedded by this build
+            "reused": reused,  # keys whose vector came from the previous index
+            "deduplicated": len(key_texts) - reused - len(todo),  # keys sharing a text embedded once
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": None,
         }
