@@ -103,6 +103,7 @@ def measure_build(corpus_folder: Path, index_dir: Path, raw: RawTorch, log=print
         "build_inprocess_s": manifest["build_seconds"],
         "build_peak_rss_mb": child.peak_rss_mb,
         "embedding_backend": manifest.get("embedding_backend"),
+        "distinct_texts_embedded": manifest.get("embedded"),
         "vector_index": manifest.get("vector_index"),
         "command": " ".join(["qa", *cmd[1:]]),
         "raw_vectors": dict(zip(texts, raw_vectors)),

@@ -69,6 +69,8 @@ class Figure:
 def _num(x: float | None, unit: str = "") -> str:
     if x is None:
         return "—"
+    if unit in ("share", "") and 0 <= x <= 1:  # shares and recalls: a difference in the third decimal matters
+        return f"{x:.4f} {unit}".strip()
     if unit in ("MiB",) or abs(x) >= 100:
         text = f"{x:,.0f}"
     elif abs(x) >= 10:
@@ -122,6 +124,8 @@ def plot(scales: list[dict], path: Path, target_ms: float) -> None:
         ax.plot(ns, [s["ann"]["p50_ms"] for s in scales], "s-", color="#d62728", label=f"{kind} p50")
         ax.plot(ns, [s["ann"]["p99_ms"] for s in scales], "s--", color="#d62728", alpha=0.6, label=f"{kind} p99")
     ax.plot(ns, [s["bm25_p50_ms"] for s in scales], "^-", color="#2ca02c", label="BM25 (bm25s) p50")
+    ax.plot(ns, [s["bm25_top50_p50_ms"] for s in scales], "^--", color="#2ca02c", alpha=0.6,
+            label="BM25 + top-50 of all passages p50")
     ax.axhline(target_ms, color="grey", linestyle=":", label=f"target p99 {target_ms:g} ms")
     for s in scales:
         chosen = s["flat"] if s["auto_kind"] == "flat" else s["ann"]

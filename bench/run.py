@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     p.add_argument("--eval-dir", type=Path, default=EVAL)
     p.add_argument("--sigma", type=float, default=SIGMA, help=f"noise of the synthetic corpora (default {SIGMA})")
+    p.add_argument("--check-sigma", type=float, default=0.5,
+                   help="measure the largest corpus again with this noise, to show how recall depends on it (0: skip)")
     return p.parse_args(argv)
 
 
@@ -140,17 +142,28 @@ def main(argv: list[str] | None = None) -> int:
         query_texts = questions[: 40 if tiny else 300]
         query_vectors = Embedder(backend="onnx").encode(query_texts)
         scales_out = []
+        sensitivity = None
         for n in scales:
             fig = scale_mod.measure_scale(
                 n, real, query_vectors, query_texts, passage_texts, sigma=args.sigma,
                 latency_queries=len(query_texts), flat_latency_queries=30 if n >= 500_000 else None, log=say,
             )
             scales_out.append(fig.to_dict())
+        sensitivity = None
+        if not tiny and args.check_sigma:
+            # The recall of an approximate index depends on how the corpus is made: measure the largest
+            # size again with copies closer to their source (more near-duplicates), for the report.
+            say(f"scale, sensitivity: the largest size again with sigma = {args.check_sigma}:")
+            sensitivity = scale_mod.measure_scale(
+                scales[-1], real, query_vectors, query_texts, passage_texts, sigma=args.check_sigma,
+                latency_queries=len(query_texts), flat_latency_queries=30, bm25=False, log=say,
+            ).to_dict()
         del stored, real
 
     duration = time.perf_counter() - started
     info["load_average_at_end"] = os.getloadavg()[0]
     results = assemble(args, info, export_s, build, identity, ask, batch, fresh, quality, scales_out, duration, threads)
+    results["details"]["sensitivity"] = sensitivity
     figures = results.pop("_figures")
     report.write_json(args.results, results)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +247,7 @@ def assemble(args, info, export_s, build, identity, ask, batch, fresh, quality, 
             "quality": quality,
             "scales": scales,
             "sigma": args.sigma,
+            "check_sigma": args.check_sigma,
         },
         "_figures": figures,
     }

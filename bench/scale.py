@@ -170,6 +170,7 @@ def measure_scale(
     latency_queries: int = 200,
     flat_latency_queries: int | None = None,
     seed: int = 0,
+    bm25: bool = True,
     log=print,
 ) -> ScaleFigures:
     """Measure exact and approximate vector search, and BM25, at `n` entries."""
@@ -196,6 +197,8 @@ def measure_scale(
                 f"p99 {ann_fig.p99_ms:.2f} ms, recall@10 {ann_fig.recall_at_10:.3f}")
             del ann
     del vectors
+    if not bm25:
+        return ScaleFigures(n, auto_kind, flat_fig, ann_fig, 0.0, 0.0, 0.0, 0.0, 0.0, copy_cos)
     bm25_build, bm25_p50, bm25_p99, top_p50, top_p99 = _bm25(passage_texts, n, question_texts[:latency_queries])
     log(f"  {n:>9,} BM25: build {bm25_build:.1f} s, p50 {bm25_p50:.2f} ms, p99 {bm25_p99:.2f} ms; "
         f"with top-50 selection p50 {top_p50:.2f} ms, p99 {top_p99:.2f} ms")

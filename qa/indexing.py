@@ -33,15 +33,18 @@ from .types import Passage
 log = logging.getLogger(__name__)
 
 # Exact search (IndexFlatIP) up to this many vectors; above it, HNSW. Measured by `make bench`
-# (docs/performance.md): exact search costs about 0.06 us per vector per query on 2 cores
-# (~1.3 ms at 20k, ~16-27 ms at 100k, ~150 ms at 1M), HNSW well under a millisecond at any size.
+# (docs/performance.md): one exact query costs ~0.5 ms at 10k vectors, 1.5 ms at 30k, 6 ms at
+# 100k and 60-120 ms at 1M on 2 cores; HNSW stays under a millisecond at every size, with
+# recall@10 0.998 up to 100k. Below 20k exact search is cheap enough to keep results exact.
 FLAT_MAX_VECTORS = 20_000
 # HNSW, not IVF: on the model's real embeddings IVF needed 6-12 % of its lists probed for
-# recall@10 >= 0.95 (HNSW: 0.98 at efSearch 32), and HNSW needs no training. efSearch 200 is
-# what the Retriever gets anyway (it asks for 200 keys; FAISS searches with max(efSearch, k)).
+# recall@10 >= 0.95 (HNSW: 0.98 at efSearch 32), and HNSW needs no training. efSearch 400,
+# not 200 (what the Retriever's k = 200 gives anyway, FAISS searching with max(efSearch, k)):
+# at 1M vectors made with near-duplicate-heavy copies recall@10 was 0.94 at 200, 0.96 at 400,
+# for 0.55 instead of 0.37 ms p50 (bench/scale.py corpora; docs/performance.md).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 200
+HNSW_EF_SEARCH = 400
 VECTOR_INDEX_KINDS = ("auto", "flat", "hnsw")
 
 
