@@ -9,6 +9,7 @@ so it cannot say anything the documents do not.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 
 from .lexical import analyze
@@ -49,6 +50,12 @@ def check_citation(passage: Passage, citation: Citation) -> None:
         raise GroundingError(f"quote of {passage.id} does not match its source at {citation.start}:{citation.end}")
 
 
+@lru_cache(maxsize=65_536)
+def _terms(sentence: str) -> frozenset[str]:
+    """The analysed terms of a sentence, cached: the same top passages come back question after question."""
+    return frozenset(analyze(sentence))
+
+
 class Answerer:
     """Turns retrieved passages into an Answer."""
 
@@ -77,7 +84,7 @@ class Answerer:
         weights = self.retriever.term_weights(terms)
         scores = []
         for i, span in enumerate(sentences):
-            words = set(analyze(quote(passage, span.start, span.end)))
+            words = _terms(quote(passage, span.start, span.end))
             scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * self.retriever.coverage(weights, words))
         best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
         first = last = best

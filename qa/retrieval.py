@@ -106,6 +106,7 @@ class Retriever:
         # Keys are grouped by passage: passage r's keys are keys[starts[r]:starts[r + 1]].
         self._starts = np.searchsorted(keys[:, 0], np.arange(len(index.passages) + 1)).astype(np.int64)
         self._fields = keys[:, 1]
+        self._is_faq = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
         self._idf = index.lexical.idf()
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         n = len(index.passages)
@@ -159,16 +160,17 @@ class Retriever:
         text = best(fields == FIELD_TEXT)
         sentence = np.maximum(best(fields == FIELD_SENTENCE), text)
         asked = best((fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE))
-        is_faq = np.array([self.index.passages[r].kind == "faq" for r in rows], dtype=bool)
+        is_faq = self._is_faq[rows]
 
         weights = self.term_weights(analyze(question))
         total = sum(weights.values())
         known = sum(w for t, w in weights.items() if t in self._idf)
         found = np.zeros(len(rows), dtype=np.float32)
         for term, w in weights.items():
-            docs = self.index.lexical.postings(term)
+            docs = self.index.lexical.postings(term)  # sorted passage rows
             if docs.size:
-                found += w * np.isin(rows, docs)
+                at = np.minimum(np.searchsorted(docs, rows), docs.size - 1)
+                found += w * (docs[at] == rows)
         return Features(
             rows=rows,
             is_faq=is_faq,

@@ -134,3 +134,14 @@ def test_a_build_that_crashes_while_embedding_keeps_the_old_index(corpus, tmp_pa
     monkeypatch.undo()
     assert (folder / "manifest.json").read_bytes() == before
     assert load_index(folder).manifest["passage_count"] == 19
+
+
+def test_bm25_postings_are_sorted_rows_that_hold_the_term(article_index):
+    from qa.lexical import analyze
+
+    index = load_index(article_index)
+    for term in ["beglov", "cuban", "monument", "lay"]:
+        rows = index.lexical.postings(term)
+        assert list(rows) == sorted(set(rows.tolist())) and len(rows) > 0, term
+        holders = [i for i, p in enumerate(index.passages) if term in analyze(p.question or "") + analyze(p.text)]
+        assert set(rows.tolist()) == set(holders), term
