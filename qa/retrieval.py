@@ -134,11 +134,12 @@ class Retriever:
                     if len(rows) >= n:
                         break
         bm25 = self.index.lexical.scores(question)
-        if bm25.size and bm25.max() > 0:
-            top = np.argpartition(-bm25, min(n, bm25.size - 1))[:n]
-            for row in top[np.argsort(-bm25[top], kind="stable")]:
-                if bm25[row] > 0:
-                    rows.setdefault(int(row), None)
+        matched = np.flatnonzero(bm25)  # usually a small share of a large corpus: select among those only
+        if matched.size:
+            if matched.size > n:
+                matched = matched[np.argpartition(-bm25[matched], n - 1)[:n]]
+            for row in matched[np.argsort(-bm25[matched], kind="stable")]:
+                rows.setdefault(int(row), None)
         return np.fromiter(rows, dtype=np.int64, count=len(rows)), bm25
 
     def features(self, question: str, qvec: np.ndarray, n: int | None = None) -> Features:
