@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,20 @@ def corpus(tmp_path) -> Path:
     folder.mkdir()
     shutil.copy(ARTICLE, folder / ARTICLE.name)
     return folder
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chat_url(bot):
+    """The web chat over the bundled article, served on a free loopback port for the session."""
+    import ui
+
+    app = ui.build_app(bot)
+    yield ui.launch(app, "127.0.0.1", free_port(), block=False)
+    app.close()

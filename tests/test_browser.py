@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,7 +10,7 @@ import pytest
 import ui
 from qa import Answer, Bot
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags that keep Chromium from calling home (updates, sync, QUIC probes) and run it without a display.
@@ -37,12 +36,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)"
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(bot: Bot):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 
@@ -34,21 +33,9 @@ POOL = QUESTIONS + [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(bot):
-    """The web app over the session bot, on a free loopback port."""
-    import ui
-
-    app = ui.build_app(bot)
-    url = ui.launch(app, "127.0.0.1", _free_port(), block=False)
-    yield url
-    app.close()
+def served(chat_url):
+    return chat_url
 
 
 @pytest.mark.slow

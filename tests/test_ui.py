@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,25 +10,16 @@ import pytest
 import ui
 from qa import Answer, Citation, Hit, Passage
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 KNOWN = "Who did Díaz-Canel meet in St. Petersburg?"
 OFF_TOPIC = "How do I bake sourdough bread?"
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def url(bot):
-    """The chat over the bundled article, served on a free loopback port for this module."""
-    app = ui.build_app(bot)
-    yield ui.launch(app, "127.0.0.1", free_port(), block=False)
-    app.close()
+def url(chat_url):
+    return chat_url
 
 
 @pytest.fixture(scope="module")
