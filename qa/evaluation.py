@@ -30,7 +30,7 @@ import numpy as np
 from .bot import Bot
 from .embedding import Embedder
 from .errors import QAError
-from .lexical import fold
+from .lexical import LexicalIndex, fold
 from .store import FIELD_QUESTION, FIELD_TEXT
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,7 @@ class Baselines:
     """BM25 alone, dense alone and RRF over one text per passage of the same index."""
 
     def __init__(self, bot: Bot, kind: str):
-        import bm25s
         import faiss
-
-        from .lexical import analyze
 
         index = bot.index
         self.ids = [p.id for p in index.passages]
@@ -148,16 +145,13 @@ class Baselines:
         self.dense = faiss.IndexFlatIP(index.dimension)
         self.dense.add(index.vectors.reconstruct_batch(rows))
         texts = [p.text if kind == "article" else (p.question or "") for p in index.passages]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index([analyze(t) for t in texts], show_progress=False)
-        self._analyze = analyze
+        self.bm25 = LexicalIndex.fit(texts)  # the same tokenizer as ours, over one text a passage
 
     def rank(self, question: str, qvec: np.ndarray) -> dict[str, list[str]]:
         n = min(100, len(self.ids))
         _, dense_rows = self.dense.search(qvec.reshape(1, -1), n)
         dense = [self.ids[i] for i in dense_rows[0] if i >= 0]
-        tokens = [t for t in self._analyze(question) if t in self.bm25.vocab_dict]
-        scores = self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.ids))
+        scores = self.bm25.scores(question)
         bm25 = [self.ids[i] for i in np.argsort(-scores, kind="stable")[:n]]
         fused: dict[str, float] = {}
         for ranking in (dense, bm25):
@@ -188,13 +182,13 @@ def evaluate_set(
 
         ours, base = [], {"bm25": [], "dense": [], "rrf": []}
         latencies, answers = [], []
-        for q in questions:
+        vectors = bot.embedder.encode([q.text for q in questions], batch_size=64)  # for the baselines
+        for q, qvec in zip(questions, vectors):
             started = time.perf_counter()
             answer = bot.ask(q.text, k=DEPTH)
             latencies.append((time.perf_counter() - started) * 1000)
             answers.append(answer)
             ours.append([h.passage.id for h in answer.passages])
-            qvec = bot.embedder.encode([q.text])[0]
             for name, ranking in baselines.rank(q.text, qvec).items():
                 base[name].append(ranking)
 

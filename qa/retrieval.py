@@ -33,9 +33,6 @@ class RetrievalSettings:
     # Rank on the share of the question's *indexed* terms ("known"), or of all its terms ("all", where a
     # word no document holds counts against every passage alike).
     coverage_of: str = "all"
-    # "none": add the weighted features as they are; "z": standardise dense and coverage over the
-    # query's candidates first, so that neither dominates merely by its spread in this corpus.
-    normalise: str = "none"
 
 
 @dataclass(frozen=True)
@@ -79,16 +76,8 @@ def fused_score(f: Features, s: RetrievalSettings) -> np.ndarray:
     best = f.bm25.max() if f.bm25.size else 0.0
     lexical = f.bm25 / best if best > 0 else np.zeros_like(f.bm25)
     coverage = f.known_coverage if s.coverage_of == "known" else f.coverage
-    dense = dense_score(f, s)
-    if s.normalise == "z":
-        dense, coverage = _standardise(dense), _standardise(coverage)
     weight = np.where(f.is_faq, s.coverage_weight, s.paragraph_coverage_weight)
-    return dense + s.lexical_weight * lexical + weight * coverage
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    spread = float(x.std()) if x.size > 1 else 0.0
-    return (x - x.mean()) / spread if spread > 1e-9 else np.zeros_like(x)
+    return dense_score(f, s) + s.lexical_weight * lexical + weight * coverage
 
 
 class Retriever:

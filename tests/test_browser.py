@@ -38,17 +38,10 @@ pytestmark = [
 ]
 
 
-def serve(bot: Bot):
-    app = ui.build_app(bot)
-    return app, ui.launch(app, "127.0.0.1", free_port(), block=False)
-
-
 @pytest.fixture(scope="module")
-def article_url(bot):
-    """The chat over the bundled article."""
-    app, url = serve(bot)
-    yield url
-    app.close()
+def article_url(chat_url):
+    """The chat over the bundled article (served once for the session)."""
+    return chat_url
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +54,8 @@ def hostile_bot(tmp_path_factory, embedder):
 
 @pytest.fixture(scope="module")
 def hostile_url(hostile_bot):
-    app, url = serve(hostile_bot)
-    yield url
+    app = ui.build_app(hostile_bot)
+    yield ui.launch(app, "127.0.0.1", free_port(), block=False)
     app.close()
 
 
