@@ -48,12 +48,21 @@ class FixedEmbedder:
         self.active_backend = "torch"
         self._vectors = vectors
         self.dimension = len(next(iter(vectors.values())))
+        self._tokenizing = None
 
     def warm_up(self):
         return self
 
     def encode(self, texts, batch_size=32, progress=False):
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
+
+    def input_keys(self, texts):
+        """What the torch model reads of each text, as `Embedder.input_keys` says it (tokenizing only)."""
+        from qa.embedding import Embedder
+
+        if self._tokenizing is None:
+            self._tokenizing = Embedder(self.model_id, backend="torch")
+        return self._tokenizing.input_keys(texts)
 
 
 def key_texts(corpus_folder: Path) -> tuple[int, list[str]]:

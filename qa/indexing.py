@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -96,14 +95,10 @@ def describe_vector_index(index, requested: str = "auto") -> dict:
     return out
 
 
-def _text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-
-
-def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
-    """Embeddings of the current index by text hash, so unchanged text is not embedded again."""
+def _previous_vectors(folder: Path, embedder: Embedder) -> dict[bytes, np.ndarray]:
+    """Embeddings of the current index by input key (`Embedder.input_keys`), so unchanged text is not embedded again."""
     try:
-        old = load_index(folder, model=model, verify=False)
+        old = load_index(folder, model=embedder.model_id, verify=False)
     except QAError:
         return {}
     texts = [t for p in old.passages for _, _, t in passage_keys(p)]
@@ -113,7 +108,7 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
         matrix = old.vectors.reconstruct_n(0, old.vectors.ntotal)
     except RuntimeError:
         return {}
-    return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
+    return dict(zip(embedder.input_keys(texts), matrix))
 
 
 def _unique_ids(passages: list[Passage]) -> list[Passage]:
@@ -223,11 +218,12 @@ def build_index(
 
     with build_lock(folder, lock_wait):
         clean_leftovers(folder)
-        reuse = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
-        hashes = [_text_hash(t) for t in key_texts]
-        # Each distinct new text is embedded once: repeated texts (an FAQ question shared by several
-        # answers) then get one identical vector, so their ties are exact and broken the same way by
-        # every backend, rather than by rounding noise of the batch each copy happened to be in.
+        reuse = _previous_vectors(folder, embedder) if (folder / MANIFEST).exists() else {}
+        hashes = embedder.input_keys(key_texts)
+        # Each distinct model input is embedded once: repeated texts (an FAQ question shared by several
+        # answers, or asked again with other capitals for an uncased model) then get one identical
+        # vector, so their ties are exact and broken the same way by every backend, rather than by
+        # the rounding noise of the batch each copy happened to be in.
         first: dict[bytes, int] = {}
         for i, h in enumerate(hashes):
             if h not in reuse:
@@ -269,7 +265,7 @@ def build_index(
             "key_count": int(len(keys)),
             "embedded": len(todo),  # distinct texts embedded by this build
             "reused": reused,  # keys whose vector came from the previous index
-            "deduplicated": len(key_texts) - reused - len(todo),  # keys sharing a text embedded once
+            "deduplicated": len(key_texts) - reused - len(todo),  # keys sharing a model input embedded once
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": None,
         }

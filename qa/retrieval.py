@@ -138,7 +138,14 @@ class Retriever:
         starts, stops = self._starts[rows], self._starts[rows + 1]
         key_ids = [np.arange(a, b) for a, b in zip(starts, stops)]
         flat = np.concatenate(key_ids) if key_ids else np.zeros(0, dtype=np.int64)
-        cos = self.index.vectors.reconstruct_batch(flat) @ qvec if flat.size else np.zeros(0, dtype=np.float32)
+        # In float64, then rounded: a float32 product's last bit depends on the row's place in the
+        # matrix, so two identical keys (texts the model reads alike) could score 3e-8 apart and
+        # swap places between backends; rounded from float64 they score exactly alike.
+        cos = (
+            (self.index.vectors.reconstruct_batch(flat).astype(np.float64) @ qvec.astype(np.float64)).astype(np.float32)
+            if flat.size
+            else np.zeros(0, dtype=np.float32)
+        )
         fields = self._fields[flat]
         offsets = np.concatenate([[0], np.cumsum(stops - starts)])[:-1].astype(np.int64)
 

@@ -66,6 +66,24 @@ def test_onnx_vectors_equal_torch(onnx_embedder, torch_embedder):
     assert float(np.max(np.abs(a - b))) < 1e-4
 
 
+def test_input_keys_are_what_the_model_reads_on_both_backends(onnx_embedder, torch_embedder):
+    """Equal keys for texts the uncased model reads alike (capitals, outer spaces, words past the cut), else distinct."""
+    texts = [
+        "Who is at Higher Risk for Serious Illness from COVID-19?",
+        "  who is at higher risk for serious illness from covid-19? ",
+        "Who is at higher risk for serious illness?",
+        LONG,
+        LONG + " These closing words lie past the model's 256 tokens.",
+    ]
+    keys = onnx_embedder.input_keys(texts)
+    assert keys == torch_embedder.input_keys(texts)
+    assert keys[0] == keys[1] and keys[3] == keys[4]
+    assert len({keys[0], keys[2], keys[3]}) == 3
+    # Equal keys are equal inputs: torch embeds them alike.
+    a, b = torch_embedder.encode(texts[:2])
+    assert float(a @ b) > 0.99999
+
+
 def test_onnx_truncates_where_torch_does(onnx_embedder, torch_embedder):
     """Past 256 tokens the text no longer matters (sentence-transformers' limit, not the tokenizer file's 128)."""
     a, b = onnx_embedder.encode([LONG, LONG + " Completely different ending about volcanoes."])

@@ -11,7 +11,7 @@ import pytest
 from qa import Bot
 from qa.errors import DocumentError, IndexMismatchError, IndexNotFoundError
 from qa.indexing import build_index, is_stale, make_vector_index
-from qa.store import load_index, manifest_digest, read_manifest
+from qa.store import FIELD_QUESTION, load_index, manifest_digest, read_manifest
 
 from .conftest import ARTICLE
 
@@ -84,6 +84,26 @@ def test_rebuild_reuses_embeddings_of_unchanged_text(corpus, tmp_path, embedder)
     assert second["embedded"] == 1  # only the edited one-sentence paragraph
     assert second["reused"] == first["key_count"] - 1
     assert len([p for p in folder.iterdir() if p.is_dir()]) == 1, "the superseded build is cleaned up"
+
+
+def test_texts_the_model_reads_alike_share_one_vector(tmp_path, embedder):
+    """Questions differing only in capitals tie exactly, and the tie goes to the earlier passage on every backend."""
+    faq = tmp_path / "faq.jsonl"
+    rows = [
+        {"question": "Who is at Higher Risk for Serious Illness?", "answer": "Older adults and people with chronic conditions."},
+        {"question": "Who is at higher risk for serious illness?", "answer": "People with heart disease, diabetes or lung disease."},
+        {"question": "When does the museum open?", "answer": "At nine in the morning."},
+    ]
+    faq.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    manifest = build_index([faq], tmp_path / "index", embedder)
+    assert manifest["deduplicated"] >= 1
+    index = load_index(tmp_path / "index")
+    question_rows = np.flatnonzero(index.keys[:, 1] == FIELD_QUESTION)
+    first, second = (index.vectors.reconstruct(int(r)) for r in question_rows[:2])
+    assert np.array_equal(first, second)
+    hits = Bot(tmp_path / "index", embedder=embedder).ask("who is at higher risk for serious illness", k=2).passages
+    assert [h.passage.question for h in hits] == [rows[0]["question"], rows[1]["question"]]
+    assert hits[0].score == hits[1].score
 
 
 def test_loading_with_another_model_is_refused(article_index):
