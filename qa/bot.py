@@ -252,7 +252,9 @@ class Bot:
         history: Sequence[str] | None = None,
         threshold: float | None = None,
     ) -> list[Answer]:
-        """Answer several questions, embedding them in one batch.
+        """Answer several questions: faster than `ask` one by one (embedded in batches, searched together).
+
+        The answers are those `ask` gives, in the order of `questions`.
 
         Raises:
             ValueError: any question is empty or over-long, or k < 1.
@@ -268,6 +270,12 @@ class Bot:
         self.warm_up()
         assert self._answerer is not None and self._embedder is not None
         queries = [follow_up_query(t, history) for t in texts]
+        vectors = self._embed(queries)
+        found = self._answerer.retriever.search_many(queries, vectors, k)
+        return [self._answerer.answer(text, results, threshold) for text, results in zip(texts, found)]
+
+    def _embed(self, queries: list[str]) -> np.ndarray:
+        assert self._embedder is not None
         vectors = self._embedder.encode(queries, batch_size=64)
         if not np.isfinite(vectors).all():
             # A damaged model file can yield NaN, whose confidence passes any threshold: never answer from it.
@@ -275,8 +283,5 @@ class Bot:
                 f"the embedding model {self._embedder.model_id!r} returned invalid vectors (NaN or infinite); "
                 "its files may be damaged"
             )
-        answers = []
-        for text, query, qvec in zip(texts, queries, vectors):
-            results = self._answerer.retriever.search(query, qvec, k)
-            answers.append(self._answerer.answer(text, results, threshold))
-        return answers
+        return vectors
+

@@ -47,8 +47,15 @@ class Features:
     bm25: np.ndarray  # raw BM25 score
     coverage: np.ndarray  # IDF-weighted share of the question's terms found in the passage
     known_coverage: np.ndarray  # the same share among the question's terms that the index holds
-    key_ids: list[np.ndarray]  # per candidate: its key rows ...
-    key_cosines: list[np.ndarray]  # ... and their cosines with the question
+    key_starts: np.ndarray  # candidate i's keys are the key rows key_starts[i] : key_starts[i] + key_counts[i],
+    key_counts: np.ndarray
+    offsets: np.ndarray  # ... with cosines[offsets[i] : offsets[i] + key_counts[i]]
+    cosines: np.ndarray  # the cosine of every candidate's every key with the question, candidate by candidate
+
+    def keys_of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate i's key rows and their cosines with the question."""
+        start, count, at = int(self.key_starts[i]), int(self.key_counts[i]), int(self.offsets[i])
+        return np.arange(start, start + count), self.cosines[at : at + count]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,12 @@ def fused_score(f: Features, s: RetrievalSettings) -> np.ndarray:
     coverage = f.known_coverage if s.coverage_of == "known" else f.coverage
     weight = np.where(f.is_faq, s.coverage_weight, s.paragraph_coverage_weight)
     return dense_score(f, s) + s.lexical_weight * lexical + weight * coverage
+
+
+def _first_occurrences(values: np.ndarray) -> np.ndarray:
+    """`values` without repeats, each kept where it first occurs."""
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
 
 
 class Retriever:
@@ -110,34 +123,44 @@ class Retriever:
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
 
-    def candidates(self, question: str, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the best `n` passages by dense and by BM25 score, and BM25 scores of all passages."""
-        rows: dict[int, None] = {}
+    def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
+        """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one FAISS call for all.
+
+        Several keys per passage: asks for more keys than passages wanted.
+        """
         total = self.index.vectors.ntotal
-        if total:
-            # Several keys per passage: ask for more keys than passages wanted.
-            _, ids = self.index.vectors.search(qvec.reshape(1, -1).astype(np.float32), min(total, n * 4))
-            for key in ids[0]:
-                if key >= 0:
-                    rows.setdefault(int(self.index.keys[key, 0]), None)
-                    if len(rows) >= n:
-                        break
+        if not total:
+            return np.full((len(qvecs), 0), -1, dtype=np.int64)
+        _, ids = self.index.vectors.search(np.ascontiguousarray(qvecs, dtype=np.float32), min(total, n * 4))
+        return ids
+
+    def candidates(self, question: str, qvec: np.ndarray, n: int,
+                   nearest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the best `n` passages by dense and by BM25 score, and BM25 scores of all passages.
+
+        Args:
+            nearest: this question's row of `nearest_keys`, when searched already in a batch.
+        """
+        if nearest is None:
+            nearest = self.nearest_keys(qvec.reshape(1, -1), n)[0]
+        dense = _first_occurrences(self.index.keys[nearest[nearest >= 0], 0])[:n]
         bm25 = self.index.lexical.scores(question)
         matched = np.flatnonzero(bm25)  # usually a small share of a large corpus: select among those only
-        if matched.size:
-            if matched.size > n:
-                matched = matched[np.argpartition(-bm25[matched], n - 1)[:n]]
-            for row in matched[np.argsort(-bm25[matched], kind="stable")]:
-                rows.setdefault(int(row), None)
-        return np.fromiter(rows, dtype=np.int64, count=len(rows)), bm25
+        if matched.size > n:
+            matched = matched[np.argpartition(-bm25[matched], n - 1)[:n]]
+        lexical = matched[np.argsort(-bm25[matched], kind="stable")]
+        return _first_occurrences(np.concatenate([dense, lexical]).astype(np.int64)), bm25
 
-    def features(self, question: str, qvec: np.ndarray, n: int | None = None) -> Features:
+    def features(self, question: str, qvec: np.ndarray, n: int | None = None,
+                 nearest: np.ndarray | None = None) -> Features:
         """Stage one and the features of stage two, for every candidate."""
         n = self.settings.candidates if n is None else n
-        rows, bm25 = self.candidates(question, qvec, n)
-        starts, stops = self._starts[rows], self._starts[rows + 1]
-        key_ids = [np.arange(a, b) for a, b in zip(starts, stops)]
-        flat = np.concatenate(key_ids) if key_ids else np.zeros(0, dtype=np.int64)
+        rows, bm25 = self.candidates(question, qvec, n, nearest)
+        starts = self._starts[rows]
+        counts = self._starts[rows + 1] - starts
+        offsets = np.zeros(len(rows), dtype=np.int64)
+        np.cumsum(counts[:-1], out=offsets[1:])
+        flat = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)  # every key row
         # In float64, then rounded: a float32 product's last bit depends on the row's place in the
         # matrix, so two identical keys (texts the model reads alike) could score 3e-8 apart and
         # swap places between backends; rounded from float64 they score exactly alike.
@@ -147,7 +170,6 @@ class Retriever:
             else np.zeros(0, dtype=np.float32)
         )
         fields = self._fields[flat]
-        offsets = np.concatenate([[0], np.cumsum(stops - starts)])[:-1].astype(np.int64)
 
         def best(mask: np.ndarray) -> np.ndarray:
             if not flat.size:
@@ -177,32 +199,41 @@ class Retriever:
             bm25=bm25[rows] if bm25.size else np.zeros(len(rows), dtype=np.float32),
             coverage=found / total if total > 0 else found,
             known_coverage=found / known if known > 0 else found,
-            key_ids=key_ids,
-            key_cosines=np.split(cos, offsets[1:]) if len(rows) else [],
+            key_starts=starts,
+            key_counts=counts,
+            offsets=offsets,
+            cosines=cos,
         )
 
-    def search(self, question: str, qvec: np.ndarray, k: int) -> list[tuple[Hit, Evidence]]:
+    def search_many(self, questions: list[str], qvecs: np.ndarray, k: int) -> list[list[tuple[Hit, Evidence]]]:
+        """`search` for several questions, with one FAISS call for all of them."""
+        nearest = self.nearest_keys(qvecs, max(self.settings.candidates, k))
+        return [self.search(q, v, k, row) for q, v, row in zip(questions, qvecs, nearest)]
+
+    def search(self, question: str, qvec: np.ndarray, k: int,
+               nearest: np.ndarray | None = None) -> list[tuple[Hit, Evidence]]:
         """The `k` best passages for a question, best first.
 
         Args:
             question: the question text (for BM25).
             qvec: its unit embedding, shape (dimension,).
             k: how many passages to return.
+            nearest: its row of `nearest_keys`, when searched already in a batch.
 
         Returns:
             Up to k (hit, evidence) pairs, best first.
         """
-        f = self.features(question, qvec, max(self.settings.candidates, k))
+        f = self.features(question, qvec, max(self.settings.candidates, k), nearest)
         if not len(f.rows):
             return []
         scores = fused_score(f, self.settings)
         dense = dense_score(f, self.settings)
-        order = sorted(range(len(f.rows)), key=lambda i: (-scores[i], int(f.rows[i])))[:k]
+        order = np.lexsort((f.rows, -scores))[:k]  # best score first; a tie goes to the earlier passage
         return [
             (
                 Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),
                 Evidence(int(f.rows[i]), float(scores[i]), float(dense[i]), float(f.bm25[i]), float(f.coverage[i]),
-                         f.key_ids[i], f.key_cosines[i]),
+                         *f.keys_of(int(i))),
             )
             for rank, i in enumerate(order)
         ]
