@@ -239,6 +239,8 @@ def measure_batch(bot, questions: list[str], torch_bot=None, rounds: int = 3) ->
         "questions": len(questions),
         "sequential_qps": rate(lambda: [bot.ask(q) for q in questions]),
         "batch_qps": rate(lambda: bot.ask_many(questions)),
+        # ask_many's own first step alone: what a batch could reach if retrieval cost nothing.
+        "embed_only_qps": rate(lambda: bot.embedder.encode(list(questions), batch_size=64)),
     }
     if torch_bot is not None:
         out["torch_sequential_qps"] = rate(lambda: [torch_bot.ask(q) for q in questions])

@@ -285,10 +285,6 @@ def _fuse_for_ort(target: Path, compare) -> bool:
     return False
 
 
-def _digest(ids: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(ids, dtype=np.int64).tobytes(), digest_size=16).digest()
-
-
 class OnnxEncoder:
     """ONNX Runtime + tokenizers: the exported graph of a sentence-transformers model.
 
@@ -380,14 +376,13 @@ class OnnxEncoder:
         }
         return self.session(threads).run(None, feed)[0]
 
-    def input_keys(self, texts: list[str], chunk: int = 4096) -> list[bytes]:
-        """A digest of the token ids the model reads for each text (see `Embedder.input_keys`)."""
-        keys = []
+    def token_ids(self, texts: list[str], chunk: int = 4096) -> list[np.ndarray]:
+        """The token ids the model reads for each text (see `Embedder.token_ids`)."""
+        out = []
         for start in range(0, len(texts), chunk):
             for e in self.tokenizer.encode_batch([t.strip() for t in texts[start : start + chunk]]):
-                ids = np.asarray(e.ids, dtype=np.int64)[np.asarray(e.attention_mask, dtype=bool)]
-                keys.append(_digest(ids))
-        return keys
+                out.append(np.asarray(e.ids, dtype=np.int64)[np.asarray(e.attention_mask, dtype=bool)])
+        return out
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -581,8 +576,21 @@ class Embedder:
         log.info("loaded embedding model %s from %s (torch)", self.model_id, location)
         return model
 
-    def input_keys(self, texts: list[str], chunk: int = 4096) -> list[bytes]:
-        """A digest of what the model reads of each text: its token ids after normalisation and truncation.
+    def token_ids(self, texts: list[str], chunk: int = 4096) -> list[np.ndarray]:
+        """What the model reads of each text: its token ids after the tokenizer's normalisation and the cut."""
+        model = self.warm_up()
+        if isinstance(model, OnnxEncoder):
+            return model.token_ids(list(texts), chunk)
+        preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
+        out = []
+        for start in range(0, len(texts), chunk):
+            features = preprocess(list(texts[start : start + chunk]))
+            ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy().astype(bool)
+            out += [row[m].astype(np.int64) for row, m in zip(ids, mask)]
+        return out
+
+    def input_keys(self, texts: list[str]) -> list[bytes]:
+        """A digest of each text's `token_ids`.
 
         Texts with equal keys are one input to the model (an uncased model reads
         "Higher Risk" and "higher risk" alike; two long texts may differ only past
@@ -591,16 +599,7 @@ class Embedder:
         and every backend breaks the tie the same way, instead of by the rounding
         noise of whichever batch each copy was embedded in.
         """
-        model = self.warm_up()
-        if isinstance(model, OnnxEncoder):
-            return model.input_keys(list(texts), chunk)
-        preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
-        keys = []
-        for start in range(0, len(texts), chunk):
-            features = preprocess(list(texts[start : start + chunk]))
-            ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy().astype(bool)
-            keys += [_digest(row[m]) for row, m in zip(ids, mask)]
-        return keys
+        return [hashlib.blake2b(ids.tobytes(), digest_size=16).digest() for ids in self.token_ids(texts)]
 
     @property
     def dimension(self) -> int:
