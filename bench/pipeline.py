@@ -248,6 +248,43 @@ def measure_batch(bot, questions: list[str], torch_bot=None, rounds: int = 3) ->
     return out
 
 
+def measure_embed_arrangements(embedder, questions: list[str], rounds: int = 3) -> dict:
+    """Questions/s of embedding `questions` alone in other arrangements of ONNX Runtime, beside ask_many's own.
+
+    Whether another split of the 2 cores (two one-thread sessions or one
+    two-thread session) or another batch size would embed a batch faster:
+    the bound on ask_many() is the best of these, not just the one it uses.
+    """
+    encoder = embedder.warm_up()
+    order = sorted(questions, key=len)
+
+    def rate(fn) -> float:
+        fn()
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return len(questions) / statistics.median(times)
+
+    def one_session(size: int) -> None:
+        for i in range(0, len(order), size):
+            encoder._run(order[i : i + size], encoder.workers)
+
+    out = {}
+    default = encoder.max_batch
+    try:
+        for size in (4, 8, 16, 32):
+            encoder.max_batch = size
+            out[f"{encoder.workers} one-thread sessions, batches of {size}"] = rate(
+                lambda: encoder.encode(list(questions), batch_size=64))
+    finally:
+        encoder.max_batch = default
+    for size in (8, 16, 32, 64):
+        out[f"one {encoder.workers}-thread session, batches of {size}"] = rate(lambda: one_session(size))
+    return out
+
+
 def measure_query_threads(embedder, questions: list[str]) -> dict:
     """One question through ONNX Runtime with 1 and with 2 intra-op threads, idle and beside one busy process."""
     import subprocess

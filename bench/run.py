@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             f"ask_many's embedding alone {batch['embed_only_qps']:.1f} q/s; torch path: "
             f"ask_many {batch['torch_batch_qps']:.1f} q/s, sequential {batch['torch_sequential_qps']:.1f} q/s")
 
+        say("a batch of questions embedded alone, in other arrangements:")
+        batch["embed_arrangements"] = pipeline.measure_embed_arrangements(onnx_bot.embedder, questions[: max(n_questions, 16)][:256])
+        for label, qps in batch["embed_arrangements"].items():
+            say(f"  {label}: {qps:.1f} q/s")
+
         say("one question through ONNX Runtime, 1 or 2 intra-op threads:")
         threads = pipeline.measure_query_threads(onnx_bot.embedder, questions[: 40 if tiny else 200])
         for label, row in threads.items():
