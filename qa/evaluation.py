@@ -246,7 +246,7 @@ def report(results: list[dict]) -> str:
     for r in results:
         o = r["ours"]
         lines.append(
-            f"| {r['set']} | {_pct(o['answer_hit'])} | {o['median_answer_words']} | {_pct(o['answered_in_scope'])} | "
+            f"| {r['set']} | {_pct(o['answer_hit'])} | {o['median_answer_words']:g} | {_pct(o['answered_in_scope'])} | "
             f"{_pct(o['abstained_out_of_scope'])} | {o['p50_ms']:.1f} | {o['p99_ms']:.1f} | {o['qps']:.0f} |"
         )
     return "\n".join(lines) + "\n"
