@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -95,10 +96,14 @@ def describe_vector_index(index, requested: str = "auto") -> dict:
     return out
 
 
-def _previous_vectors(folder: Path, embedder: Embedder) -> dict[bytes, np.ndarray]:
-    """Embeddings of the current index by input key (`Embedder.input_keys`), so unchanged text is not embedded again."""
+def _text_hash(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
+    """Embeddings of the current index by text hash, so unchanged text is not embedded again."""
     try:
-        old = load_index(folder, model=embedder.model_id, verify=False)
+        old = load_index(folder, model=model, verify=False)
     except QAError:
         return {}
     texts = [t for p in old.passages for _, _, t in passage_keys(p)]
@@ -108,7 +113,7 @@ def _previous_vectors(folder: Path, embedder: Embedder) -> dict[bytes, np.ndarra
         matrix = old.vectors.reconstruct_n(0, old.vectors.ntotal)
     except RuntimeError:
         return {}
-    return dict(zip(embedder.input_keys(texts), matrix))
+    return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
 
 
 def _unique_ids(passages: list[Passage]) -> list[Passage]:
@@ -218,12 +223,19 @@ def build_index(
 
     with build_lock(folder, lock_wait):
         clean_leftovers(folder)
-        reuse = _previous_vectors(folder, embedder) if (folder / MANIFEST).exists() else {}
-        hashes = embedder.input_keys(key_texts)
+        previous = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
         # Each distinct model input is embedded once: repeated texts (an FAQ question shared by several
         # answers, or asked again with other capitals for an uncased model) then get one identical
         # vector, so their ties are exact and broken the same way by every backend, rather than by
-        # the rounding noise of the batch each copy happened to be in.
+        # the rounding noise of the batch each copy happened to be in. An input that any of its texts
+        # had in the previous index keeps that vector (only this corpus is tokenised, not the old one).
+        hashes = embedder.input_keys(key_texts)
+        reuse: dict[bytes, np.ndarray] = {}
+        if previous:
+            for text, h in zip(key_texts, hashes):
+                vector = previous.get(_text_hash(text))
+                if vector is not None:
+                    reuse.setdefault(h, vector)
         first: dict[bytes, int] = {}
         for i, h in enumerate(hashes):
             if h not in reuse:

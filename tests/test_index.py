@@ -106,6 +106,20 @@ def test_texts_the_model_reads_alike_share_one_vector(tmp_path, embedder):
     assert hits[0].score == hits[1].score
 
 
+def test_a_rebuild_gives_a_new_text_the_vector_of_an_old_one_the_model_reads_alike(tmp_path, embedder):
+    faq = tmp_path / "faq.jsonl"
+    first = {"question": "Who is at Higher Risk for Serious Illness?", "answer": "Older adults."}
+    second = {"question": "who is at higher risk for serious illness?", "answer": "People with lung disease."}
+    faq.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    build_index([faq], tmp_path / "index", embedder)
+    faq.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n", encoding="utf-8")
+    manifest = build_index([faq], tmp_path / "index", embedder)
+    assert manifest["embedded"] == 1  # the new answer only: the new question reads as the old one
+    index = load_index(tmp_path / "index")
+    a, b = (index.vectors.reconstruct(int(r)) for r in np.flatnonzero(index.keys[:, 1] == FIELD_QUESTION))
+    assert np.array_equal(a, b)
+
+
 def test_loading_with_another_model_is_refused(article_index):
     with pytest.raises(IndexMismatchError, match="built with model 'all-MiniLM-L6-v2', not 'other-model'"):
         load_index(article_index, model="other-model")
