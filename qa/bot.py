@@ -284,4 +284,3 @@ class Bot:
                 "its files may be damaged"
             )
         return vectors
-
