@@ -11,7 +11,8 @@ import sys
 
 from .conftest import ROOT
 
-REQUIRED = {"build_throughput", "ask_p50", "ask_p99", "batch_throughput", "first_answer", "serving_memory", "top10_identical"}
+REQUIRED = {"build_throughput", "ask_p50", "ask_p99", "batch_throughput", "batch_embed_only", "first_answer",
+            "serving_memory", "top10_identical"}
 
 
 def test_tiny_bench_writes_results_report_and_plot(tmp_path):
@@ -38,6 +39,7 @@ def test_tiny_bench_writes_results_report_and_plot(tmp_path):
     # The exact path must agree with torch even on the tiny corpus.
     assert figures["top10_identical"]["value"] == 1.0
     assert data["details"]["build"]["embedding_backend"] == "onnx"
+    assert len(data["details"]["batch"]["embed_arrangements"]) == 8
     scales = data["details"]["scales"]
     assert [s["n"] for s in scales] == [2000, 5000]
     for s in scales:
