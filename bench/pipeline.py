@@ -222,18 +222,23 @@ def measure_ask(bot, torch_bot, raw: RawTorch, questions: list[str], block: int 
     }
 
 
+def per_second(fn, items: int, rounds: int) -> float:
+    """`items` divided by the median time of `rounds` calls of fn()."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return items / statistics.median(times)
+
+
 def measure_batch(bot, questions: list[str], torch_bot=None, rounds: int = 3) -> dict:
     """ask_many(questions) against a loop of ask(), in questions per second (median of `rounds` each).
 
     With `torch_bot`, the same two figures for the torch path, for context.
     """
     def rate(fn) -> float:
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return len(questions) / statistics.median(times)
+        return per_second(fn, len(questions), rounds)
 
     out = {
         "questions": len(questions),
@@ -259,13 +264,8 @@ def measure_embed_arrangements(embedder, questions: list[str], rounds: int = 3) 
     order = sorted(questions, key=len)
 
     def rate(fn) -> float:
-        fn()
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return len(questions) / statistics.median(times)
+        fn()  # a first pass makes any session this arrangement needs
+        return per_second(fn, len(questions), rounds)
 
     def one_session(size: int) -> None:
         for i in range(0, len(order), size):
