@@ -16,6 +16,7 @@ from .embedding import Embedder
 from .errors import QAError
 from .indexing import build_index, is_stale
 from .retrieval import RetrievalSettings, Retriever
+from .settings import env_float, positive_int
 from .store import StoredIndex, load_index
 from .types import Answer
 
@@ -32,33 +33,13 @@ def resolve_index_dir(index_dir: str | os.PathLike | None) -> Path:
     return Path(index_dir or os.environ.get("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
 
 
-def _env_float(name: str) -> float | None:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
 def resolve_max_question_chars(value: int | None) -> int:
     """The question length limit: argument → $QA_MAX_QUESTION_CHARS → 2000.
 
     Raises:
         ValueError: the value is not a whole number >= 1.
     """
-    if value is None:
-        raw = os.environ.get("QA_MAX_QUESTION_CHARS", "").strip()
-        if not raw:
-            return DEFAULT_MAX_QUESTION_CHARS
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"QA_MAX_QUESTION_CHARS must be a whole number of characters, got {raw!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"max_question_chars must be a whole number >= 1, got {value!r}")
-    return value
+    return positive_int(value, "QA_MAX_QUESTION_CHARS", DEFAULT_MAX_QUESTION_CHARS, "characters", "max_question_chars")
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -137,7 +118,7 @@ class Bot:
             raise ValueError(f"k must be >= 1, got {k}")
         self.index_dir = resolve_index_dir(index_dir)
         self.model = model or os.environ.get("QA_MODEL") or None
-        threshold = threshold if threshold is not None else _env_float("QA_THRESHOLD")
+        threshold = threshold if threshold is not None else env_float("QA_THRESHOLD")
         self.answer_settings = answering or AnswerSettings()
         if threshold is not None:
             if not 0.0 <= threshold <= 1.0:

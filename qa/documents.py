@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 
 from .errors import DocumentError
 from .sentences import split_sentences
+from .settings import positive_int
 from .types import Passage
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,7 @@ def resolve_max_doc_bytes(max_bytes: int | None = None) -> int:
     Raises:
         ValueError: the value is not a whole number >= 1.
     """
-    if max_bytes is None:
-        raw = os.environ.get(MAX_DOC_BYTES_ENV, "").strip()
-        if not raw:
-            return DEFAULT_MAX_FILE_BYTES
-        try:
-            max_bytes = int(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_DOC_BYTES_ENV} must be a whole number of bytes, got {raw!r}") from None
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise ValueError(f"the maximum document size must be a whole number of bytes >= 1, got {max_bytes!r}")
-    return max_bytes
+    return positive_int(max_bytes, MAX_DOC_BYTES_ENV, DEFAULT_MAX_FILE_BYTES, "bytes", "the maximum document size")
 
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
