@@ -41,7 +41,7 @@ eval: install
 	$(BIN)/qa eval $(EVAL_SETS) --out docs/eval.md
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) $(INDEX)/*.json $(INDEX)/*.jsonl $(INDEX)/*.faiss $(INDEX)/*.npy $(INDEX)/bm25

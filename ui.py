@@ -28,12 +28,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
 
-from qa import Answer, Bot, Hit, QAError  # noqa: E402
+from qa import Answer, Bot, Hit, QAError, settings  # noqa: E402
 
 log = logging.getLogger("ui")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
+DEFAULT_HOST = settings.DEFAULT_HOST
+DEFAULT_PORT = settings.DEFAULT_PORT
 # One ask() at a time per core. Measured on 2 cores, 16 gradio_client users: 16-19 requests/s
 # at 1, 2 or 4 at once (Gradio's own work per request outweighs ask()'s ~10 ms), but p99
 # 3.0 s at 1 against 1.6-1.8 s at 2 or 4, since one slow question no longer holds up the rest.
@@ -153,13 +153,13 @@ def render_question(question: str) -> str:
 
 def example_questions(bot: Bot, limit: int = MAX_EXAMPLES) -> list[str]:
     """Up to `limit` FAQ questions of the index, spread over it; none for a corpus without FAQs."""
-    questions = list(dict.fromkeys(p.question for p in bot.index.passages if p.kind == "faq" and p.question))
+    questions = list(dict.fromkeys(bot.faq_questions()))
     step = max(1, len(questions) // limit)
     return questions[::step][:limit]
 
 
 def _sources_line(bot: Bot) -> str:
-    titles = list(dict.fromkeys(p.title for p in bot.index.passages))
+    titles = bot.titles()
     shown = ", ".join(_text(t) for t in titles[:5])
     more = f" and {len(titles) - 5} more" if len(titles) > 5 else ""
     return (
@@ -328,14 +328,13 @@ def _bypass_proxy_for_loopback() -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line; each option falls back to its environment variable, then to its default."""
-    env = os.environ.get
     p = argparse.ArgumentParser(prog="ui.py", description="The web chat over an index of your documents.")
     p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
     p.add_argument("--model", metavar="M", help="embedding model (default: $QA_MODEL or the index's own)")
     p.add_argument("--threshold", metavar="T", type=float, help="abstain below this confidence (default: $QA_THRESHOLD)")
-    p.add_argument("--host", default=env("QA_HOST") or DEFAULT_HOST, help="address (default: $QA_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=env("QA_PORT") or DEFAULT_PORT, help="port (default: $QA_PORT or 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", default=env("QA_AUTH"), help="login to require (default: $QA_AUTH)")
+    p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="login to require (default: $QA_AUTH)")
     return p
 
 
@@ -352,14 +351,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _bypass_proxy_for_loopback()
     try:
-        auth = parse_auth(args.auth)
+        auth = parse_auth(settings.auth(args.auth))
+        host, port = settings.host(args.host), settings.port(args.port)
         bot = Bot(args.index, model=args.model, threshold=args.threshold).warm_up()
     except (QAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = build_app(bot)
     try:
-        launch(app, args.host, args.port, auth)
+        launch(app, host, port, auth)
     except KeyboardInterrupt:  # Ctrl-C before Gradio's own wait loop took over: stop just as cleanly
         app.close()
     return 0

@@ -97,7 +97,7 @@ def performance_md(results: dict, figures: list, args) -> str:
         "## Commands",
         "",
         "```sh",
-        "make bench                      # = .venv/bin/python bench/run.py" + (f" {' '.join(results['argv'])}" if results["argv"] else ""),
+        "make bench                      # = .venv/bin/python -m bench.run" + (f" {' '.join(results['argv'])}" if results["argv"] else ""),
         "qa build CORPUS --index DIR -q  # timed as a fresh process, end to end (CORPUS: what bench/corpus.py writes)",
         "qa ask QUESTION --index DIR     # timed from process start to exit, QA_BACKEND=onnx and =torch",
         "```",

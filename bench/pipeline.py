@@ -29,9 +29,9 @@ class RawTorch:
     def __init__(self):
         from sentence_transformers import SentenceTransformer
 
-        from qa.embedding import DEFAULT_MODEL, _model_location
+        from qa.encoders import DEFAULT_MODEL, model_location
 
-        self.model = SentenceTransformer(_model_location(DEFAULT_MODEL), device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(model_location(DEFAULT_MODEL), device="cpu", local_files_only=True)
         self.model.encode(["warm up"] * 4, show_progress_bar=False)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -40,35 +40,33 @@ class RawTorch:
         )
 
 
-class FixedEmbedder:
-    """An Embedder that returns vectors computed earlier (by raw torch), to build the torch path's index."""
+class FixedEncoder:
+    """An `Encoder` whose vectors were computed earlier (by raw torch), to build the torch path's index.
+
+    It reads texts with the torch model's own tokenizer, so a build keyed by
+    `Embedder.input_digests` groups texts as the torch path would.
+    """
+
+    backend = "torch"
 
     def __init__(self, model_id: str, vectors: dict[str, np.ndarray]):
-        self.model_id = model_id
-        self.active_backend = "torch"
+        from qa.encoders import TorchEncoder, model_location
+
         self._vectors = vectors
         self.dimension = len(next(iter(vectors.values())))
-        self._tokenizing = None
-
-    def warm_up(self):
-        return self
+        self._tokenizing = TorchEncoder(model_location(model_id), name=model_id)
 
     def encode(self, texts, batch_size=32, progress=False):
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
 
-    def input_keys(self, texts):
-        """What the torch model reads of each text, as `Embedder.input_keys` says it (tokenizing only)."""
-        from qa.embedding import Embedder
-
-        if self._tokenizing is None:
-            self._tokenizing = Embedder(self.model_id, backend="torch")
-        return self._tokenizing.input_keys(texts)
+    def token_ids(self, texts, chunk=4096):
+        return self._tokenizing.token_ids(texts, chunk)
 
 
 def key_texts(corpus_folder: Path) -> tuple[int, list[str]]:
     """(passage count, every text `qa build` embeds for the corpus), parsed exactly as the build parses."""
     from qa.indexing import collect_passages
-    from qa.store import passage_keys
+    from qa.keys import passage_keys
 
     passages, _ = collect_passages([corpus_folder])
     return len(passages), [t for p in passages for _, _, t in passage_keys(p)]
@@ -121,10 +119,10 @@ def measure_build(corpus_folder: Path, index_dir: Path, raw: RawTorch, log=print
 
 def build_torch_index(corpus_folder: Path, index_dir: Path, raw_vectors: dict[str, np.ndarray]) -> None:
     """The torch path's index: the same build, with the vectors raw torch computed for these texts."""
-    from qa.embedding import resolve_model
+    from qa.embedding import DEFAULT_MODEL, Embedder
     from qa.indexing import build_index
 
-    build_index([corpus_folder], index_dir, FixedEmbedder(resolve_model(None), raw_vectors))
+    build_index([corpus_folder], index_dir, Embedder(DEFAULT_MODEL, encoder=FixedEncoder(DEFAULT_MODEL, raw_vectors)))
 
 
 def _ranking(answer, k: int = 10) -> list[str]:
@@ -188,11 +186,11 @@ def measure_ask(bot, torch_bot, raw: RawTorch, questions: list[str], block: int 
         bot.ask(q)
         torch_bot.ask(q)
         raw.encode([q])
-    answerer = bot._answerer
+    answerer, retriever = bot.answerer, bot.retriever
     embedder = bot.embedder
 
     def retrieve_and_answer(q):
-        answerer.answer(q, answerer.retriever.search(q, vectors[q], bot.k))
+        answerer.answer(q, retriever.search(q, vectors[q], bot.k))
 
     vectors = {q: embedder.encode([q])[0] for q in questions}
     kinds = {
@@ -269,7 +267,7 @@ def measure_embed_arrangements(embedder, questions: list[str], rounds: int = 3) 
 
     def one_session(size: int) -> None:
         for i in range(0, len(order), size):
-            encoder._run(order[i : i + size], encoder.workers)
+            encoder.run(order[i : i + size], encoder.workers)
 
     out = {}
     default = encoder.max_batch
@@ -298,12 +296,12 @@ def measure_query_threads(embedder, questions: list[str]) -> dict:
             time.sleep(0.3)
         try:
             for q in questions[:10]:
-                encoder._run([q], 1)
-                encoder._run([q], 2)
+                encoder.run([q], 1)
+                encoder.run([q], 2)
             one, two = [], []
             for q in questions:
-                one += timed(lambda x: encoder._run([x], 1), [q])
-                two += timed(lambda x: encoder._run([x], 2), [q])
+                one += timed(lambda x: encoder.run([x], 1), [q])
+                two += timed(lambda x: encoder.run([x], 2), [q])
         finally:
             if burner is not None:
                 burner.kill()

@@ -1,9 +1,9 @@
 """Which retrieval design wins, measured: Recall@1 of fusion variants on every evaluation set.
 
-    .venv/bin/python bench/quality_ablation.py               # the table of design choices (docs/quality.md)
-    .venv/bin/python bench/quality_ablation.py --grid        # the weight grid the defaults were picked from
-    .venv/bin/python bench/quality_ablation.py --sentences   # answer-sentence selection on xquad_en
-    .venv/bin/python bench/quality_ablation.py --abstention  # confidence weights that separate in/out of scope
+    .venv/bin/python -m bench.quality_ablation               # the table of design choices (docs/quality.md)
+    .venv/bin/python -m bench.quality_ablation --grid        # the weight grid the defaults were picked from
+    .venv/bin/python -m bench.quality_ablation --sentences   # answer-sentence selection on xquad_en
+    .venv/bin/python -m bench.quality_ablation --abstention  # confidence weights that separate in/out of scope
 
 Each set is indexed once by the real pipeline (cached in --cache); the features
 of every question's candidates come from the real Retriever; then each variant
@@ -22,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from qa import Bot  # noqa: E402
-from qa.embedding import Embedder  # noqa: E402
-from qa.evaluation import load_questions, write_corpus  # noqa: E402
-from qa.retrieval import RetrievalSettings, fused_score  # noqa: E402
+from qa import Bot
+from qa.embedding import Embedder
+from qa.evaluation import load_questions, write_corpus
+from qa.retrieval import RetrievalSettings, fused_score
 
 SETS = ["xquad_en", "stackfaq_threads", "covidqa_qsim", "stackfaq"]
 
@@ -42,7 +40,7 @@ def prepare(folder: Path, cache: Path, embedder: Embedder):
     bot = Bot(index, embedder=embedder).warm_up()
     questions = load_questions(folder, bot, kind)
     vectors = embedder.encode([q.text for q in questions], batch_size=64)
-    retriever = bot._answerer.retriever
+    retriever = bot.retriever
     features = [retriever.features(q.text, v, 50) for q, v in zip(questions, vectors)]
     return bot, questions, features
 
@@ -62,7 +60,7 @@ def prepare_bundled(cache: Path, embedder: Embedder):
         for r in rows
     ]
     vectors = embedder.encode([q.text for q in questions])
-    retriever = bot._answerer.retriever
+    retriever = bot.retriever
     return bot, questions, [retriever.features(q.text, v, 50) for q, v in zip(questions, vectors)]
 
 
@@ -78,7 +76,7 @@ def recall_at_1(bot, questions, features, settings) -> float:
 
 def top_evidence(bot, texts: list[str], embedder: Embedder, settings: RetrievalSettings):
     """(dense, coverage) of the best passage for each question, as the answerer sees it."""
-    retriever = bot._answerer.retriever
+    retriever = bot.retriever
     retriever.settings = settings
     vectors = embedder.encode(texts, batch_size=64)
     out = []
@@ -120,10 +118,10 @@ def sentence_table(bot, questions, embedder: Embedder):
     """Per question (gold paragraph): each sentence's cosine, term coverage, words and whether it holds the answer."""
     from qa.answering import quote
     from qa.evaluation import answer_hit
-    from qa.lexical import analyze
-    from qa.store import FIELD_SENTENCE
+    from qa.keys import FIELD_SENTENCE
+    from qa.lexical import analyze, coverage
 
-    retriever = bot._answerer.retriever
+    retriever = bot.retriever
     index = bot.index
     by_id = {p.id: r for r, p in enumerate(index.passages)}
     vectors = embedder.encode([q.text for q in questions], batch_size=64)
@@ -131,15 +129,15 @@ def sentence_table(bot, questions, embedder: Embedder):
     for q, v in zip(questions, vectors):
         row = by_id[next(iter(q.gold))]
         p = index.passages[row]
-        start, stop = int(retriever._starts[row]), int(retriever._starts[row + 1])
-        keys = index.keys[start:stop]
-        cos = index.vectors.reconstruct_batch(np.arange(start, stop)) @ v
+        key_rows = retriever.key_rows(row)
+        keys = index.keys[key_rows]
+        cos = index.vectors.reconstruct_batch(key_rows) @ v
         sent_cos = {int(k[2]): float(c) for k, c in zip(keys, cos) if k[1] == FIELD_SENTENCE}
-        weights = retriever.term_weights(analyze(q.text))
+        weights = retriever.term_weights(q.text)
         rows = []
         for i, span in enumerate(p.sentences):
             text = quote(p, span.start, span.end)
-            rows.append((sent_cos.get(i, float(cos.max())), retriever.coverage(weights, set(analyze(text))),
+            rows.append((sent_cos.get(i, float(cos.max())), coverage(weights, set(analyze(text))),
                          len(text.split()), answer_hit(text, q.answers)))
         table.append((rows, q.answers, p))
     return table

@@ -1,7 +1,7 @@
 """`make bench`: speed and scale of the whole pipeline, each figure beside its reference, in one run.
 
-    .venv/bin/python bench/run.py            # the full run (< 20 min on 2 cores)
-    .venv/bin/python bench/run.py --tiny --out-dir /tmp/b --results /tmp/b/results.json   # seconds: checks it works
+    .venv/bin/python -m bench.run            # the full run (< 20 min on 2 cores)
+    .venv/bin/python -m bench.run --tiny --out-dir /tmp/b --results /tmp/b/results.json   # seconds: checks it works
 
 Writes bench/results.json (every figure with its reference, ratio and target),
 docs/performance.md and docs/latency.png, and prints the table.
@@ -18,16 +18,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench import pipeline, report  # noqa: E402
-from bench.corpus import EVAL, write_corpus  # noqa: E402
-from bench.measure import machine  # noqa: E402
+from bench import pipeline, report
+from bench.corpus import EVAL, write_corpus
+from bench.measure import machine
 
 # The scale targets of issue 5.
 SEARCH_P99_TARGET_MS = 5.0
@@ -140,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         say("scale (synthetic corpora from the real embeddings):")
         from bench import scale as scale_mod
         from qa.lexical import LexicalIndex  # noqa: F401  (imported before timing)
-        from qa.store import lexical_text, load_index
+        from qa.keys import lexical_text
+        from qa.store import load_index
 
         stored = load_index(work / "index")
         real = stored.vectors.reconstruct_n(0, stored.vectors.ntotal)

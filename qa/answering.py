@@ -12,9 +12,8 @@ import math
 from functools import lru_cache
 from dataclasses import dataclass
 
-from .lexical import analyze
-from .retrieval import Evidence, Retriever
-from .store import FIELD_SENTENCE
+from .lexical import analyze, coverage
+from .retrieval import Evidence
 from .types import Answer, Citation, Hit, Passage
 
 NOT_COVERED = "The documents do not cover this question."
@@ -57,10 +56,9 @@ def _terms(sentence: str) -> frozenset[str]:
 
 
 class Answerer:
-    """Turns retrieved passages into an Answer."""
+    """Turns retrieved passages (with their Evidence) into an Answer."""
 
-    def __init__(self, retriever: Retriever, settings: AnswerSettings | None = None):
-        self.retriever = retriever
+    def __init__(self, settings: AnswerSettings | None = None):
         self.settings = settings or AnswerSettings()
 
     def confidence(self, evidence: Evidence) -> float:
@@ -69,23 +67,17 @@ class Answerer:
         x = evidence.dense + s.coverage_weight * evidence.coverage
         return 1.0 / (1.0 + math.exp(-s.confidence_scale * (x - s.confidence_center)))
 
-    def best_span(self, passage: Passage, evidence: Evidence, terms: list[str]) -> tuple[int, int]:
+    def best_span(self, passage: Passage, evidence: Evidence) -> tuple[int, int]:
         """Source offsets of the sentence(s) of a paragraph that best answer the question."""
         s = self.settings
         sentences = passage.sentences
         if len(sentences) <= 1:
             return passage.start, passage.end
-        keys = self.retriever.index.keys
-        cosine = {
-            int(keys[k, 2]): float(c)
-            for k, c in zip(evidence.key_ids, evidence.key_cosines)
-            if keys[k, 1] == FIELD_SENTENCE
-        }
-        weights = self.retriever.term_weights(terms)
+        cosine, weights = evidence.sentence_cosines, evidence.term_weights
         scores = []
         for i, span in enumerate(sentences):
             words = _terms(quote(passage, span.start, span.end))
-            scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * self.retriever.coverage(weights, words))
+            scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * coverage(weights, words))
         best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
         first = last = best
         neighbours = [j for j in (best - 1, best + 1) if 0 <= j < len(sentences)]
@@ -116,7 +108,7 @@ class Answerer:
         if passage.kind == "faq":
             start, end = passage.start, passage.end
         else:
-            start, end = self.best_span(passage, evidence, analyze(question))
+            start, end = self.best_span(passage, evidence)
         citation = Citation(
             passage_id=passage.id,
             kind=passage.kind,

@@ -6,40 +6,21 @@ import logging
 import os
 import re
 import threading
-from pathlib import Path
+from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
-
+from . import settings
 from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
-from .errors import QAError
-from .indexing import build_index, is_stale
+from .indexing import build_index
 from .retrieval import RetrievalSettings, Retriever
-from .settings import env_float, positive_int
 from .store import StoredIndex, load_index
-from .types import Answer
+from .types import Answer, Passage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INDEX_DIR = "index"
-DEFAULT_MAX_QUESTION_CHARS = 2000
 # A lone UTF-16 surrogate: JSON ("\ud800") can carry one, but no tokenizer can encode it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def resolve_index_dir(index_dir: str | os.PathLike | None) -> Path:
-    """The index folder: argument → $QA_INDEX_DIR → ./index."""
-    return Path(index_dir or os.environ.get("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
-
-
-def resolve_max_question_chars(value: int | None) -> int:
-    """The question length limit: argument → $QA_MAX_QUESTION_CHARS → 2000.
-
-    Raises:
-        ValueError: the value is not a whole number >= 1.
-    """
-    return positive_int(value, "QA_MAX_QUESTION_CHARS", DEFAULT_MAX_QUESTION_CHARS, "characters", "max_question_chars")
 
 
 def validate_question(question: object, max_chars: int) -> str:
@@ -89,16 +70,23 @@ class Bot:
     """A question-answering bot over one index folder.
 
     Construction is cheap: the index and the model load on first use (or
-    `warm_up()`), once, under a lock, so one Bot can serve many threads.
+    `warm_up()`), once, under a lock, so one Bot can serve many threads. The
+    bot holds its stages side by side: an `Embedder`, a `Retriever` over the
+    loaded index, and an `Answerer`.
 
     Args:
         index_dir: the index folder (argument → $QA_INDEX_DIR → ./index).
-        model: the embedding model; None uses the one the index was built with.
+        model: the embedding model (argument → $QA_MODEL); None uses the one the index was built with.
         threshold: abstention threshold on confidence (argument → $QA_THRESHOLD → default).
         k: passages returned per answer by default.
-        max_question_chars: longer questions are refused with a ValueError.
+        max_question_chars: longer questions are refused with a ValueError (argument → $QA_MAX_QUESTION_CHARS → 2000).
+        retrieval: fusion weights (default: the measured best).
+        answering: how answers are cut and when the bot abstains.
         verify: check the index files' checksums when loading.
         embedder: an Embedder to share (e.g. between bots); None makes one for the index's model.
+
+    Raises:
+        ValueError: k < 1, or a threshold outside [0, 1].
     """
 
     def __init__(
@@ -116,24 +104,20 @@ class Bot:
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.index_dir = resolve_index_dir(index_dir)
-        self.model = model or os.environ.get("QA_MODEL") or None
-        threshold = threshold if threshold is not None else env_float("QA_THRESHOLD")
-        self.answer_settings = answering or AnswerSettings()
+        self.index_dir = settings.index_dir(index_dir)
+        self.model = settings.model(model)
+        answer_settings = answering or AnswerSettings()
+        threshold = settings.threshold(threshold)
         if threshold is not None:
-            if not 0.0 <= threshold <= 1.0:
-                raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-            from dataclasses import replace
-
-            self.answer_settings = replace(self.answer_settings, threshold=threshold)
+            answer_settings = replace(answer_settings, threshold=threshold)
+        self.answerer = Answerer(answer_settings)
         self.retrieval_settings = retrieval or RetrievalSettings()
         self.k = k
-        self.max_question_chars = resolve_max_question_chars(max_question_chars)
+        self.max_question_chars = settings.max_question_chars(max_question_chars)
         self.verify = verify
         self._lock = threading.Lock()
-        self._index: StoredIndex | None = None
         self._embedder: Embedder | None = embedder
-        self._answerer: Answerer | None = None
+        self._retriever: Retriever | None = None
 
     @classmethod
     def build(
@@ -151,35 +135,41 @@ class Bot:
         Raises:
             DocumentError: a malformed document; the previous index is untouched.
         """
-        folder = resolve_index_dir(index_dir)
+        folder = settings.index_dir(index_dir)
         embedder = embedder or Embedder(model)
         build_index(list(paths), folder, embedder, progress=progress)
         return cls(folder, model=embedder.model_id, embedder=embedder, **kwargs)
 
-    @classmethod
-    def load(cls, index_dir: str | os.PathLike | None = None, **kwargs) -> "Bot":
-        """A Bot over an existing index, loaded now (so errors surface here)."""
-        bot = cls(index_dir, **kwargs)
-        bot.warm_up()
-        return bot
+    @property
+    def answer_settings(self) -> AnswerSettings:
+        return self.answerer.settings
 
     def warm_up(self) -> "Bot":
-        """Load the index and the model now (idempotent, thread-safe)."""
+        """Load the index and the model now (idempotent, thread-safe).
+
+        Raises:
+            IndexNotFoundError, IndexMismatchError, IndexCorruptError: the index cannot be used.
+        """
         with self._lock:
-            if self._answerer is None:
+            if self._retriever is None:
                 index = load_index(self.index_dir, model=self.model, verify=self.verify)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
-                self._index = index
-                self._answerer = Answerer(Retriever(index, self.retrieval_settings), self.answer_settings)
+                self._retriever = Retriever(index, self.retrieval_settings)
         return self
 
     @property
-    def index(self) -> StoredIndex:
+    def retriever(self) -> Retriever:
+        """The retriever over the loaded index (loads it on first use)."""
         self.warm_up()
-        assert self._index is not None
-        return self._index
+        assert self._retriever is not None
+        return self._retriever
+
+    @property
+    def index(self) -> StoredIndex:
+        """The loaded index (loads it on first use)."""
+        return self.retriever.index
 
     @property
     def embedder(self) -> Embedder:
@@ -188,7 +178,7 @@ class Bot:
         return self._embedder
 
     @property
-    def passages(self) -> tuple:
+    def passages(self) -> tuple[Passage, ...]:
         """Every passage of the index, in index order."""
         return tuple(self.index.passages)
 
@@ -196,9 +186,9 @@ class Bot:
         """The questions of the index's FAQ pairs, in index order (e.g. as example questions)."""
         return [p.question for p in self.index.passages if p.kind == "faq" and p.question]
 
-    def is_stale(self) -> bool:
-        """True when the documents changed since the index was built."""
-        return is_stale(self.index_dir)
+    def titles(self) -> list[str]:
+        """The titles of the indexed documents, in index order, each once."""
+        return list(dict.fromkeys(p.title for p in self.index.passages))
 
     def ask(
         self,
@@ -239,6 +229,7 @@ class Bot:
 
         Raises:
             ValueError: any question is empty or over-long, or k < 1.
+            EmbeddingError: the model returned invalid vectors.
         """
         k = self.k if k is None else k
         if not isinstance(k, int) or k < 1:
@@ -248,20 +239,14 @@ class Bot:
         texts = [validate_question(q, self.max_question_chars) for q in questions]
         if history is not None and (isinstance(history, str) or not all(isinstance(h, str) for h in history)):
             raise ValueError("history must be a list of earlier questions (strings), oldest first")
-        self.warm_up()
-        assert self._answerer is not None and self._embedder is not None
+        retriever = self.retriever
         queries = [follow_up_query(t, history) for t in texts]
-        vectors = self._embed(queries)
-        found = self._answerer.retriever.search_many(queries, vectors, k)
-        return [self._answerer.answer(text, results, threshold) for text, results in zip(texts, found)]
-
-    def _embed(self, queries: list[str]) -> np.ndarray:
-        assert self._embedder is not None
-        vectors = self._embedder.encode(queries, batch_size=64)
-        if not np.isfinite(vectors).all():
-            # A damaged model file can yield NaN, whose confidence passes any threshold: never answer from it.
-            raise QAError(
-                f"the embedding model {self._embedder.model_id!r} returned invalid vectors (NaN or infinite); "
-                "its files may be damaged"
-            )
-        return vectors
+        vectors = self.embedder.encode(queries, batch_size=64)
+        answers = []
+        for text, query, results in zip(texts, queries, retriever.search_many(queries, vectors, k)):
+            if query != text:
+                # The quote must hold the words of the question asked, not of the one before it.
+                weights = retriever.term_weights(text)
+                results = [(hit, replace(evidence, term_weights=weights)) for hit, evidence in results]
+            answers.append(self.answerer.answer(text, results, threshold))
+        return answers

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from .errors import QAError
 
@@ -32,13 +31,13 @@ def _bot(args):
 
 
 def cmd_build(args) -> int:
-    from .bot import resolve_index_dir
+    from . import settings
     from .embedding import Embedder
     from .indexing import build_index, is_stale
     from .store import read_manifest
 
-    folder = resolve_index_dir(args.index)
-    paths = args.paths or [os.environ.get("QA_DATA_DIR") or "data"]
+    folder = settings.index_dir(args.index)
+    paths = settings.data_paths(args.paths)
     if args.if_stale and (folder / "manifest.json").exists():
         try:
             manifest = read_manifest(folder)
@@ -85,11 +84,11 @@ def cmd_ask(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .bot import resolve_index_dir
+    from . import settings
     from .indexing import is_stale
     from .store import read_manifest
 
-    folder = resolve_index_dir(args.index)
+    folder = settings.index_dir(args.index)
     manifest = read_manifest(folder)
     stale = is_stale(folder)
     info = {
@@ -138,11 +137,10 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    sys.path.insert(0, str(Path.cwd()))
     try:
-        import ui
-    except ImportError:
-        print("error: ui.py (the web chat) is not available here", file=sys.stderr)
+        import ui  # installed beside the package (pyproject's py-modules)
+    except ImportError as exc:
+        print(f"error: the web chat (ui.py) is not installed here ({exc})", file=sys.stderr)
         return 2
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     return ui.main(rest) or 0

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 from .errors import DocumentError
 from .sentences import split_sentences
-from .settings import positive_int
+from . import settings
 from .types import Passage
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
 FAQ_SUFFIXES = {".csv", ".json", ".jsonl"}
 SUPPORTED_SUFFIXES = ARTICLE_SUFFIXES | FAQ_SUFFIXES
-DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_DOC_BYTES_ENV = "QA_MAX_DOC_BYTES"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _FAQ_HEADING = re.compile(
@@ -56,15 +54,6 @@ def readable_title(path: Path) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in words if w) or path.name
 
 
-def resolve_max_doc_bytes(max_bytes: int | None = None) -> int:
-    """The largest document to ingest, in bytes: argument → $QA_MAX_DOC_BYTES → 50 MiB.
-
-    Raises:
-        ValueError: the value is not a whole number >= 1.
-    """
-    return positive_int(max_bytes, MAX_DOC_BYTES_ENV, DEFAULT_MAX_FILE_BYTES, "bytes", "the maximum document size")
-
-
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """Read a file as UTF-8; undecodable bytes become U+FFFD with a warning.
 
@@ -75,7 +64,7 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     Raises:
         DocumentError: the file is larger than `max_bytes` or cannot be read.
     """
-    max_bytes = resolve_max_doc_bytes(max_bytes)
+    max_bytes = settings.max_doc_bytes(max_bytes)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -87,7 +76,7 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     if size > max_bytes:
         raise DocumentError(
             f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for one document; "
-            f"raise it with --max-doc-bytes or {MAX_DOC_BYTES_ENV}"
+            f"raise it with --max-doc-bytes or QA_MAX_DOC_BYTES"
         )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -428,13 +417,13 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             log.warning("%s: unsupported file type %r; skipped", path, path.suffix or "(none)")
 
 
-def load_document(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
+def load_document(path: Path, max_bytes: int | None = None) -> Document:
     """Read and parse one file by its suffix."""
     text = read_text(path, max_bytes)
     return PARSERS[path.suffix.lower()](str(path), text)
 
 
-def load_documents(paths: Iterable[str | Path], max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[Document]:
+def load_documents(paths: Iterable[str | Path], max_bytes: int | None = None) -> list[Document]:
     """Load every supported file under `paths`.
 
     Raises:

@@ -31,7 +31,7 @@ from .bot import Bot
 from .embedding import Embedder
 from .errors import QAError
 from .lexical import LexicalIndex, fold
-from .store import FIELD_QUESTION, FIELD_TEXT
+from .keys import FIELD_QUESTION, FIELD_TEXT
 
 log = logging.getLogger(__name__)
 

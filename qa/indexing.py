@@ -8,22 +8,22 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .documents import iter_files, load_document, resolve_max_doc_bytes
-from .embedding import Embedder
+from . import settings
+from .documents import iter_files, load_document
+from .embedding import Embedder, EmbeddingError
 from .errors import DocumentError, QAError
+from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
 from .store import (
     MANIFEST,
     build_lock,
     clean_leftovers,
     fingerprint,
-    lexical_text,
     load_index,
-    passage_keys,
-    pause_point,
     read_manifest,
     sha256_file,
     write_build,
@@ -116,12 +116,20 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
     return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
 
 
-def _unique_ids(passages: list[Passage]) -> list[Passage]:
-    seen: dict[str, int] = {}
+def unique_ids(passages: list[Passage]) -> list[Passage]:
+    """The passages, each id made unique by the one rule documents use too: a repeat gets -2, -3, … in corpus order.
+
+    (Two files with the same name in different folders give their passages the same ids.)
+    """
+    seen: set[str] = set()
     out = []
     for p in passages:
-        seen[p.id] = seen.get(p.id, 0) + 1
-        out.append(p if seen[p.id] == 1 else replace(p, id=f"{p.id}~{seen[p.id]}"))
+        pid, n = p.id, 1
+        while pid in seen:
+            n += 1
+            pid = f"{p.id}-{n}"
+        seen.add(pid)
+        out.append(p if pid == p.id else replace(p, id=pid))
     return out
 
 
@@ -135,8 +143,10 @@ def _files_with_keys(paths: list[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:
-    """Parse every supported file under `paths`; files over `max_bytes` (see resolve_max_doc_bytes) are refused.
+def collect_passages(
+    paths: list[str | Path], max_bytes: int | None = None, on_stage: Callable[[str], None] | None = None
+) -> tuple[list[Passage], list[dict]]:
+    """Parse every supported file under `paths`; files over `max_bytes` (see settings.max_doc_bytes) are refused.
 
     Returns:
         (passages, sources): all passages in a stable order, and one record per file
@@ -154,13 +164,13 @@ def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> t
             "path": str(path), "key": key, "sha256": sha256_file(path),
             "title": document.title, "passages": len(document.passages),
         })
-        if len(sources) == 1:
-            pause_point("parse")
+        if len(sources) == 1 and on_stage:
+            on_stage("parse")
     if not sources:
         raise DocumentError(f"no supported documents (.txt, .md, .csv, .json, .jsonl) in {', '.join(map(str, paths))}")
     if not passages:
         raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
-    return _unique_ids(passages), sources
+    return unique_ids(passages), sources
 
 
 def is_stale(folder: Path) -> bool:
@@ -186,6 +196,7 @@ def build_index(
     progress: bool = False,
     lock_wait: float = 600.0,
     max_bytes: int | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
@@ -194,6 +205,8 @@ def build_index(
 
     Args:
         max_bytes: the largest document accepted (argument → $QA_MAX_DOC_BYTES → 50 MiB).
+        on_stage: told the name of each stage as the build reaches it (parse, embed, write,
+            commit, manifest, cleanup), e.g. for a test to stop the build there.
 
     Returns:
         The new manifest.
@@ -204,7 +217,7 @@ def build_index(
     """
     started = time.perf_counter()
     folder = Path(folder)
-    passages, sources = collect_passages(list(paths), resolve_max_doc_bytes(max_bytes))
+    passages, sources = collect_passages(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
     log.info("parsed %d files into %d passages", len(sources), len(passages))
     lexical_texts = [lexical_text(p) for p in passages]
     if not any(analyze(t) for t in lexical_texts):
@@ -229,7 +242,7 @@ def build_index(
         # vector, so their ties are exact and broken the same way by every backend, rather than by
         # the rounding noise of the batch each copy happened to be in. An input that any of its texts
         # had in the previous index keeps that vector (only this corpus is tokenised, not the old one).
-        hashes = embedder.input_keys(key_texts)
+        hashes = embedder.input_digests(key_texts)
         reuse: dict[bytes, np.ndarray] = {}
         if previous:
             for text, h in zip(key_texts, hashes):
@@ -243,14 +256,12 @@ def build_index(
         todo = list(first.values())
         # Embed in order of length so that batches pad little.
         todo.sort(key=lambda i: len(key_texts[i]))
-        pause_point("embed")
-        fresh = embedder.encode([key_texts[i] for i in todo], batch_size=batch_size, progress=progress)
-        if not np.isfinite(fresh).all():
-            # A damaged model file can yield NaN: such vectors would pass every checksum and answer wrongly.
-            raise QAError(
-                f"the embedding model {embedder.model_id!r} returned invalid vectors (NaN or infinite); "
-                "its files may be damaged. The index is unchanged"
-            )
+        if on_stage:
+            on_stage("embed")
+        try:
+            fresh = embedder.encode([key_texts[i] for i in todo], batch_size=batch_size, progress=progress)
+        except EmbeddingError as exc:
+            raise EmbeddingError(f"{exc}. The index is unchanged") from None
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
         vectors = np.empty((len(key_texts), dimension), dtype=np.float32)
         fresh_by_hash = {hashes[i]: fresh[j] for j, i in enumerate(todo)}
@@ -266,7 +277,7 @@ def build_index(
             "dimension": int(dimension),
             "vector_index": type(index).__name__,
             "vector_index_params": describe_vector_index(index, vector_index),
-            "embedding_backend": getattr(embedder, "active_backend", None),
+            "embedding_backend": embedder.active_backend,
             "fingerprint": fingerprint(sources),
             "inputs": [str(p) for p in paths],
             "input_paths": [str(Path(p).resolve()) for p in paths],
@@ -282,6 +293,6 @@ def build_index(
             "build_seconds": None,
         }
         manifest["build_seconds"] = round(time.perf_counter() - started, 3)
-        write_build(folder, manifest, passages, keys, index, lexical)
+        write_build(folder, manifest, passages, keys, index, lexical, on_stage)
         clean_leftovers(folder)
     return read_manifest(folder)

@@ -57,6 +57,22 @@ def analyze(text: str) -> list[str]:
     return [t for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit()) for t in _terms(w)]
 
 
+def term_weights(terms: list[str], idf: dict[str, float], unseen_idf: float) -> dict[str, float]:
+    """IDF of each distinct term, in first-seen order; a term no passage holds gets `unseen_idf` (the highest)."""
+    return {t: idf.get(t, unseen_idf) for t in dict.fromkeys(terms)}
+
+
+def unseen_idf(size: int) -> float:
+    """The IDF of a term that no passage of a `size`-passage corpus contains: as rare as a term can be."""
+    return float(np.log1p((size + 0.5) / 0.5))
+
+
+def coverage(weights: dict[str, float], text_terms: set[str] | frozenset[str]) -> float:
+    """IDF-weighted share of the question's terms (`weights`) that occur among a text's terms."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+
+
 def _bm25s():
     """bm25s, imported on first use; it sets its own logger to DEBUG on import, which we undo."""
     import bm25s

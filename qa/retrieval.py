@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lexical import analyze
-from .store import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT, StoredIndex
+from .keys import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
+from .lexical import analyze, term_weights, unseen_idf
+from .store import StoredIndex
 from .types import Hit
 
 
@@ -60,15 +61,21 @@ class Features:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Why one passage was retrieved: the parts of its fused score."""
+    """Why one passage was retrieved: the parts of its fused score, and what answering needs to cut a quote.
+
+    Attributes:
+        sentence_cosines: the question's cosine with each embedded sentence of the passage, by sentence index
+            (empty for a passage of one sentence, which is embedded whole only).
+        term_weights: the IDF of each distinct analysed term of the question (see `lexical.term_weights`).
+    """
 
     row: int
     score: float
     dense: float
     bm25: float
     coverage: float
-    key_ids: np.ndarray
-    key_cosines: np.ndarray
+    sentence_cosines: dict[int, float]
+    term_weights: dict[str, float]
 
 
 def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
@@ -109,19 +116,17 @@ class Retriever:
         self._starts = np.searchsorted(keys[:, 0], np.arange(len(index.passages) + 1)).astype(np.int64)
         self._fields = keys[:, 1]
         self._is_faq = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
-        self._idf = index.lexical.idf()
+        self.idf = index.lexical.idf()
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
-        n = len(index.passages)
-        self._unseen_idf = float(np.log1p((n + 0.5) / 0.5))
+        self.unseen_idf = unseen_idf(len(index.passages))
 
-    def term_weights(self, terms: list[str]) -> dict[str, float]:
-        """IDF of each distinct question term (unseen terms get the highest IDF)."""
-        return {t: self._idf.get(t, self._unseen_idf) for t in dict.fromkeys(terms)}
+    def key_rows(self, row: int) -> np.ndarray:
+        """The key rows (rows of `index.keys` and of the vector index) of passage `row`."""
+        return np.arange(int(self._starts[row]), int(self._starts[row + 1]))
 
-    def coverage(self, weights: dict[str, float], text_terms: set[str]) -> float:
-        """IDF-weighted share of the question's terms that occur in a text."""
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in text_terms) / total if total > 0 else 0.0
+    def term_weights(self, question: str) -> dict[str, float]:
+        """The IDF of each distinct analysed term of `question` in this index."""
+        return term_weights(analyze(question), self.idf, self.unseen_idf)
 
     def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
         """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one FAISS call for all.
@@ -181,9 +186,9 @@ class Retriever:
         asked = best((fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE))
         is_faq = self._is_faq[rows]
 
-        weights = self.term_weights(analyze(question))
+        weights = self.term_weights(question)
         total = sum(weights.values())
-        known = sum(w for t, w in weights.items() if t in self._idf)
+        known = sum(w for t, w in weights.items() if t in self.idf)
         found = np.zeros(len(rows), dtype=np.float32)
         for term, w in weights.items():
             docs = self.index.lexical.postings(term)  # sorted passage rows
@@ -229,11 +234,17 @@ class Retriever:
         scores = fused_score(f, self.settings)
         dense = dense_score(f, self.settings)
         order = np.lexsort((f.rows, -scores))[:k]  # best score first; a tie goes to the earlier passage
+        weights = self.term_weights(question)
         return [
             (
                 Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),
                 Evidence(int(f.rows[i]), float(scores[i]), float(dense[i]), float(f.bm25[i]), float(f.coverage[i]),
-                         *f.keys_of(int(i))),
+                         self._sentence_cosines(*f.keys_of(int(i))), weights),
             )
             for rank, i in enumerate(order)
         ]
+
+    def _sentence_cosines(self, key_rows: np.ndarray, cosines: np.ndarray) -> dict[int, float]:
+        """{sentence index: cosine} over a passage's sentence keys."""
+        keys = self.index.keys
+        return {int(keys[r, 2]): float(c) for r, c in zip(key_rows, cosines) if keys[r, 1] == FIELD_SENTENCE}

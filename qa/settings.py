@@ -1,8 +1,56 @@
-"""Settings that come from an argument, else an environment variable, else a default."""
+"""Every setting: an argument, else its environment variable, else the default.
+
+`SETTINGS` lists each environment variable the package and the web chat read;
+the README's settings table is checked against it (tests/test_settings.py).
+Functions elsewhere take `None` for "not given" and ask the resolver here.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("auto", "torch", "onnx")
+DEFAULT_INDEX_DIR = "index"
+DEFAULT_DATA_DIR = "data"
+DEFAULT_MAX_QUESTION_CHARS = 2000
+DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the option that overrides it, its default and what it sets."""
+
+    env: str
+    option: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("QA_INDEX_DIR", "--index", DEFAULT_INDEX_DIR, "the index folder"),
+    Setting("QA_DATA_DIR", "qa build PATHS", DEFAULT_DATA_DIR, "the documents `qa build` and `make run` index"),
+    Setting("QA_MODEL", "--model", "the index's own; for a build, all-MiniLM-L6-v2", "embedding model name or path"),
+    Setting("QA_BACKEND", "Embedder(backend=)", "auto", "embedding backend: auto, onnx or torch"),
+    Setting("QA_CACHE_DIR", "Embedder(cache_dir=)", "$XDG_CACHE_HOME/qa or ~/.cache/qa", "where ONNX exports are cached"),
+    Setting("QA_ALLOW_DOWNLOAD", "", "off", "1 lets sentence-transformers download a model"),
+    Setting("QA_THRESHOLD", "--threshold", "0.5", "abstain below this confidence (0-1)"),
+    Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
+            "longest question accepted"),
+    Setting("QA_MAX_DOC_BYTES", "--max-doc-bytes", "52428800 (50 MiB)", "largest document accepted, in bytes"),
+    Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
+    Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
+    Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
+)
+ENV_NAMES = tuple(s.env for s in SETTINGS)
+
+
+def _env(name: str) -> str:
+    assert name in ENV_NAMES, f"{name} is not listed in SETTINGS"
+    return os.environ.get(name, "").strip()
 
 
 def positive_int(value: int | None, env: str, default: int, unit: str, name: str) -> int:
@@ -16,7 +64,7 @@ def positive_int(value: int | None, env: str, default: int, unit: str, name: str
         ValueError: the argument or the variable is not a whole number >= 1.
     """
     if value is None:
-        raw = os.environ.get(env, "").strip()
+        raw = _env(env)
         if not raw:
             return default
         try:
@@ -34,10 +82,114 @@ def env_float(env: str) -> float | None:
     Raises:
         ValueError: the variable is set but is not a number.
     """
-    raw = os.environ.get(env, "").strip()
+    raw = _env(env)
     if not raw:
         return None
     try:
         return float(raw)
     except ValueError:
         raise ValueError(f"{env} must be a number, got {raw!r}") from None
+
+
+def index_dir(value: str | os.PathLike | None = None) -> Path:
+    """The index folder: argument → $QA_INDEX_DIR → ./index."""
+    return Path(value or _env("QA_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def data_paths(values: list[str] | None = None) -> list[str]:
+    """What to index: the arguments → $QA_DATA_DIR → ./data."""
+    return list(values) if values else [_env("QA_DATA_DIR") or DEFAULT_DATA_DIR]
+
+
+def model(value: str | None = None) -> str | None:
+    """The embedding model asked for: argument → $QA_MODEL → None (a build then uses the bundled model,
+    a Bot the model its index was built with)."""
+    return value or _env("QA_MODEL") or None
+
+
+def backend(value: str | None = None) -> str:
+    """The embedding backend: argument → $QA_BACKEND → "auto".
+
+    Raises:
+        ValueError: not one of "auto", "torch", "onnx".
+    """
+    chosen = (value or _env("QA_BACKEND") or "auto").strip().lower()
+    if chosen not in BACKENDS:
+        raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, got {chosen!r}")
+    return chosen
+
+
+def cache_dir(value: str | os.PathLike | None = None) -> Path:
+    """Where exported models are cached: argument → $QA_CACHE_DIR → $XDG_CACHE_HOME/qa → ~/.cache/qa."""
+    if value:
+        return Path(value)
+    if _env("QA_CACHE_DIR"):
+        return Path(_env("QA_CACHE_DIR"))
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qa"
+
+
+def allow_download() -> bool:
+    """Whether sentence-transformers may download a model: $QA_ALLOW_DOWNLOAD=1."""
+    return _env("QA_ALLOW_DOWNLOAD") == "1"
+
+
+def threshold(value: float | None = None) -> float | None:
+    """The abstention threshold: argument → $QA_THRESHOLD → None (the answering default).
+
+    Raises:
+        ValueError: not a number in [0, 1].
+    """
+    chosen = value if value is not None else env_float("QA_THRESHOLD")
+    if chosen is not None and not 0.0 <= chosen <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {chosen}")
+    return chosen
+
+
+def max_question_chars(value: int | None = None) -> int:
+    """The question length limit: argument → $QA_MAX_QUESTION_CHARS → 2000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_QUESTION_CHARS", DEFAULT_MAX_QUESTION_CHARS, "characters", "max_question_chars")
+
+
+def max_doc_bytes(value: int | None = None) -> int:
+    """The largest document to ingest, in bytes: argument → $QA_MAX_DOC_BYTES → 50 MiB.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_DOC_BYTES", DEFAULT_MAX_DOC_BYTES, "bytes", "the maximum document size")
+
+
+def host(value: str | None = None) -> str:
+    """The web chat's address: argument → $QA_HOST → 127.0.0.1."""
+    return value or _env("QA_HOST") or DEFAULT_HOST
+
+
+def port(value: int | None = None) -> int:
+    """The web chat's port: argument → $QA_PORT → 7860.
+
+    Raises:
+        ValueError: not a whole number in 1..65535.
+    """
+    chosen = positive_int(value, "QA_PORT", DEFAULT_PORT, "port", "port")
+    if chosen > 65535:
+        raise ValueError(f"port must be at most 65535, got {chosen}")
+    return chosen
+
+
+def auth(value: str | None = None) -> str | None:
+    """The web chat's login as USER:PASSWORD: argument → $QA_AUTH → None (no login)."""
+    return value or _env("QA_AUTH") or None
+
+
+def markdown_table() -> str:
+    """The README's settings table, made from `SETTINGS` (tests/test_settings.py checks the README holds it)."""
+    lines = ["| environment | option | default | what it sets |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        option = f"`{s.option}`" if s.option else "—"
+        lines.append(f"| `{s.env}` | {option} | {s.default} | {s.help} |")
+    return "\n".join(lines) + "\n"

@@ -16,8 +16,9 @@ one `os.replace`, so a reader sees the old index or the new one, never a mix,
 and a build killed at any point leaves the previous index as it was.
 Nothing is pickled: JSON, JSONL, `.npy` without pickle, and FAISS' own format.
 
-For crash tests, `QA_TEST_PAUSE_AT=<stage>` makes a build stop at a named
-point (see `pause_point`) so a test can SIGKILL it there; unset, it costs nothing.
+A build reports each stage it reaches to an optional `on_stage` callback
+(stages, in order: parse, embed, write, commit, manifest, cleanup); the crash
+tests use it to stop a build at a known point and SIGKILL it there.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -47,34 +48,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: the manifest carries its own checksum
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-PAUSE_ENV = "QA_TEST_PAUSE_AT"
-
-# What a key row embeds.
-FIELD_TEXT = 0  # a paragraph, or an FAQ answer, whole
-FIELD_SENTENCE = 1  # one sentence of a multi-sentence paragraph or answer
-FIELD_QUESTION = 2  # an FAQ question
-FIELD_ALTERNATE = 3  # another phrasing of an FAQ question
-
-
-def passage_keys(passage: Passage) -> list[tuple[int, int, str]]:
-    """The texts embedded for one passage, as (field, sentence index or -1, text)."""
-    keys: list[tuple[int, int, str]] = []
-    if passage.kind == "faq":
-        keys.append((FIELD_QUESTION, -1, passage.question or ""))
-        keys.extend((FIELD_ALTERNATE, -1, alt) for alt in passage.alternates)
-    keys.append((FIELD_TEXT, -1, passage.text))
-    if len(passage.sentences) > 1:
-        for i, span in enumerate(passage.sentences):
-            keys.append((FIELD_SENTENCE, i, passage.text[span.start - passage.start : span.end - passage.start]))
-    return keys
-
-
-def lexical_text(passage: Passage) -> str:
-    """What BM25 indexes for a passage: for an FAQ pair, its questions and its answer."""
-    if passage.kind == "faq":
-        return "\n".join([passage.question or "", *passage.alternates, passage.text])
-    return passage.text
-
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -82,18 +55,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def pause_point(stage: str) -> None:
-    """Test hook: when $QA_TEST_PAUSE_AT equals `stage`, say so on stderr and sleep.
-
-    A crash test sets it, waits for the line, and kills the build at that
-    point. Stages, in order: parse, embed, write, commit, manifest, cleanup.
-    $QA_TEST_PAUSE_SECONDS sets the sleep (default 600).
-    """
-    if os.environ.get(PAUSE_ENV) == stage:
-        os.write(2, f"{PAUSE_ENV}: paused at {stage}\n".encode())
-        time.sleep(float(os.environ.get("QA_TEST_PAUSE_SECONDS") or 600))
 
 
 def manifest_digest(manifest: dict) -> str:
@@ -169,11 +130,14 @@ def write_build(
     keys: np.ndarray,
     vector_index,
     lexical: LexicalIndex,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Write one build's files beside the current index, then commit it by replacing the manifest.
 
-    The caller holds the build lock. Returns the new build's folder.
+    The caller holds the build lock. `on_stage` is told "write", "commit",
+    "manifest" and "cleanup" as each begins. Returns the new build's folder.
     """
+    stage = on_stage or (lambda name: None)
     import faiss
 
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -182,7 +146,7 @@ def write_build(
     with open(staging / "passages.jsonl", "w", encoding="utf-8") as fh:
         for p in passages:
             fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-    pause_point("write")
+    stage("write")
     np.save(staging / "keys.npy", keys.astype(np.int32), allow_pickle=False)
     faiss.write_index(vector_index, str(staging / "vectors.faiss"))
     lexical.save(staging / "bm25")
@@ -192,16 +156,16 @@ def write_build(
         _fsync(path)
     final = folder / build_id
     os.rename(staging, final)
-    pause_point("commit")
+    stage("commit")
     manifest = {**manifest, "format_version": FORMAT_VERSION, "build_id": build_id, "checksums": checksums}
     manifest["manifest_sha256"] = manifest_digest(manifest)
     tmp_manifest = folder / f".{MANIFEST}.{build_id}"
     tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _fsync(tmp_manifest)
-    pause_point("manifest")
+    stage("manifest")
     os.replace(tmp_manifest, folder / MANIFEST)
     _fsync(folder)
-    pause_point("cleanup")
+    stage("cleanup")
     return final
 
 

@@ -19,8 +19,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
-for var in ("QA_INDEX_DIR", "QA_MODEL", "QA_THRESHOLD", "QA_DATA_DIR", "QA_MAX_QUESTION_CHARS"):
+from qa.settings import ENV_NAMES  # noqa: E402  (light: loads no model)
+
+for var in ENV_NAMES:  # also before the session fixtures: a developer's QA_BACKEND=torch must not leak in
     os.environ.pop(var, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_qa_settings(monkeypatch):
+    """Every test starts without any of the package's environment variables set."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

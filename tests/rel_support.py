@@ -75,11 +75,15 @@ def qa_env(**extra: str) -> dict[str, str]:
 
 
 class Build:
-    """`python -m qa.cli build ...` in a subprocess whose stderr is collected line by line."""
+    """`qa build ...` in a subprocess whose stderr is collected line by line.
+
+    It runs as `python -m tests.paused_build`, which stops at the stage named by
+    $QA_TEST_PAUSE_AT in `env` (and is plain `qa build` without it).
+    """
 
     def __init__(self, *args: str | Path, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qa.cli", "build", *map(str, args), "-q"],
+            [sys.executable, "-m", "tests.paused_build", *map(str, args), "-q"],
             cwd=ROOT, env=env or qa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []

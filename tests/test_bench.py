@@ -18,7 +18,7 @@ REQUIRED = {"build_throughput", "ask_p50", "ask_p99", "batch_throughput", "batch
 def test_tiny_bench_writes_results_report_and_plot(tmp_path):
     results = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--out-dir", str(tmp_path), "--results", str(results)],
+        [sys.executable, "-m", "bench.run", "--tiny", "--out-dir", str(tmp_path), "--results", str(results)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

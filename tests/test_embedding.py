@@ -10,7 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from qa.embedding import CHECK_TEXTS, Embedder, ExportError, load_onnx, resolve_backend
+from qa import settings
+from qa.embedding import Embedder
+from qa.encoders import DEFAULT_MODEL, model_location
+from qa.onnx_runtime import CHECK_TEXTS, ExportError, OnnxEncoder, load_onnx
 from qa.errors import QAError
 
 from .conftest import EVAL, ROOT
@@ -46,11 +49,11 @@ def onnx_embedder(embedder):
 
 def test_backend_resolution(monkeypatch):
     monkeypatch.delenv("QA_BACKEND", raising=False)
-    assert resolve_backend(None) == "auto"
+    assert settings.backend(None) == "auto"
     monkeypatch.setenv("QA_BACKEND", "torch")
-    assert resolve_backend(None) == "torch"
+    assert settings.backend(None) == "torch"
     assert Embedder().backend == "torch"
-    assert resolve_backend("onnx") == "onnx"  # the argument wins over the environment
+    assert settings.backend("onnx") == "onnx"  # the argument wins over the environment
     with pytest.raises(ValueError, match="embedding backend must be one of auto, torch, onnx, got 'tensorflow'"):
         Embedder(backend="tensorflow")
 
@@ -66,7 +69,7 @@ def test_onnx_vectors_equal_torch(onnx_embedder, torch_embedder):
     assert float(np.max(np.abs(a - b))) < 1e-4
 
 
-def test_input_keys_are_what_the_model_reads_on_both_backends(onnx_embedder, torch_embedder):
+def test_input_digests_are_what_the_model_reads_on_both_backends(onnx_embedder, torch_embedder):
     """Equal keys for texts the uncased model reads alike (capitals, outer spaces, words past the cut), else distinct."""
     texts = [
         "Who is at Higher Risk for Serious Illness from COVID-19?",
@@ -75,8 +78,8 @@ def test_input_keys_are_what_the_model_reads_on_both_backends(onnx_embedder, tor
         LONG,
         LONG + " These closing words lie past the model's 256 tokens.",
     ]
-    keys = onnx_embedder.input_keys(texts)
-    assert keys == torch_embedder.input_keys(texts)
+    keys = onnx_embedder.input_digests(texts)
+    assert keys == torch_embedder.input_digests(texts)
     assert keys[0] == keys[1] and keys[3] == keys[4]
     assert len({keys[0], keys[2], keys[3]}) == 3
     # Equal keys are equal inputs: torch embeds them alike.
@@ -137,8 +140,8 @@ def test_failed_export_falls_back_to_torch_and_is_remembered(tmp_path, monkeypat
         calls.append(target)
         raise ExportError("the exported model's vectors differ from torch's (worst cosine 0.5 < 0.9999)")
 
-    monkeypatch.setattr("qa.embedding.export_onnx", broken)
-    with caplog.at_level(logging.WARNING, logger="qa.embedding"):
+    monkeypatch.setattr("qa.onnx_export.export_onnx", broken)
+    with caplog.at_level(logging.WARNING, logger="qa"):
         e = Embedder(backend="auto", cache_dir=tmp_path)
         vectors = e.encode(["hello"])
     assert e.active_backend == "torch" and vectors.shape == (1, 384)
@@ -154,18 +157,16 @@ def test_failed_export_falls_back_to_torch_and_is_remembered(tmp_path, monkeypat
 
 def test_export_check_rejects_a_wrong_graph(tmp_path, monkeypatch):
     """The real export, with the ONNX side made wrong: the check against torch must refuse it."""
-    from qa import embedding
-
-    real_encode = embedding.OnnxEncoder.encode
+    real_encode = OnnxEncoder.encode
 
     def wrong(self, texts, batch_size=32, progress=False):
         v = real_encode(self, texts, batch_size, progress)
         v[:, :8] = 0.0
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    monkeypatch.setattr(embedding.OnnxEncoder, "encode", wrong)
+    monkeypatch.setattr(OnnxEncoder, "encode", wrong)
     with pytest.raises(ExportError, match="differ from torch's"):
-        load_onnx(embedding._model_location(embedding.DEFAULT_MODEL), tmp_path)
+        load_onnx(model_location(DEFAULT_MODEL), tmp_path)
     record = json.loads(next(tmp_path.glob("onnx/*/export.json")).read_text())
     assert record["ok"] is False and "worst cosine" in record["error"]
 
@@ -187,10 +188,8 @@ def _copy_export(embedder, cache):
 
 @pytest.mark.parametrize("damage", ["truncate", "garble"])
 def test_damaged_cached_export_is_detected(onnx_embedder, tmp_path, damage):
-    from qa import embedding
-
     _, target = _copy_export(onnx_embedder, tmp_path)
-    location = embedding._model_location(embedding.DEFAULT_MODEL)
+    location = model_location(DEFAULT_MODEL)
     assert load_onnx(location, tmp_path, allow_export=False).folder == target  # the copy itself is fine
     model = target / "model.onnx"
     data = bytearray(model.read_bytes())
@@ -214,8 +213,8 @@ def test_damaged_cached_export_is_exported_again(onnx_embedder, tmp_path, monkey
         shutil.copytree(source, staging, dirs_exist_ok=True)
         return {k: v for k, v in json.loads((source / "export.json").read_text()).items() if k != "ok"}
 
-    monkeypatch.setattr("qa.embedding.export_onnx", reexport)
-    with caplog.at_level(logging.WARNING, logger="qa.embedding"):
+    monkeypatch.setattr("qa.onnx_export.export_onnx", reexport)
+    with caplog.at_level(logging.WARNING, logger="qa"):
         e = Embedder(backend="auto", cache_dir=tmp_path)
         v = e.encode(["Who did Díaz-Canel meet in St. Petersburg?"])
     assert e.active_backend == "onnx" and "is damaged" in caplog.text

@@ -11,7 +11,8 @@ import pytest
 from qa import Bot
 from qa.errors import DocumentError, IndexMismatchError, IndexNotFoundError
 from qa.indexing import build_index, is_stale, make_vector_index
-from qa.store import FIELD_QUESTION, load_index, manifest_digest, read_manifest
+from qa.keys import FIELD_QUESTION
+from qa.store import load_index, manifest_digest, read_manifest
 
 from .conftest import ARTICLE
 

@@ -254,14 +254,15 @@ def test_the_advice_works_qa_build_repairs_a_damaged_index(index_copy, tmp_path,
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_invalid_vectors_from_the_model_never_answer_and_never_enter_an_index(index_copy, embedder, monkeypatch, bad, tmp_path):
     """A damaged model file can make NaN vectors (seen with a garbled ONNX export): refuse them, loudly."""
-    real_encode = embedder.encode
+    encoder = embedder.warm_up()
+    real_encode = encoder.encode
 
     def damaged_encode(texts, **kwargs):
-        vectors = real_encode(texts, **kwargs)
+        vectors = real_encode(texts, **kwargs).copy()
         vectors[:, 7] = bad
         return vectors
 
-    monkeypatch.setattr(embedder, "encode", damaged_encode)
+    monkeypatch.setattr(encoder, "encode", damaged_encode)
     with pytest.raises(QAError, match=r"returned invalid vectors \(NaN or infinite\)"):
         Bot(index_copy, embedder=embedder).ask(QUESTIONS[0])
     before = folder_state(index_copy)

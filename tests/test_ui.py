@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -131,7 +133,7 @@ def test_render_highlights_the_quote_inside_its_passage(bot):
     answer = bot.ask(KNOWN)
     page = ui.render_answer(answer)
 
-    assert f"<mark>{ui._text(answer.citations[0].quote)}</mark>" in page
+    assert f"<mark>{html.escape(answer.citations[0].quote)}</mark>" in page
     assert '<p class="qa-citation">Source: Diaz Canel Russia Visit · paragraph ' in page
     assert "<details" in page and "Sources (" in page
     assert page.count("score ") == len(answer.passages)
@@ -204,25 +206,28 @@ def test_warning_when_exposed_without_login(host):
     assert ui.exposure_warning(host, ("ann", "secret")) is None
 
 
+def resolved(argv: list[str]) -> tuple:
+    """(host, port, auth) as ui.main resolves them: the option, else the environment, else the default."""
+    from qa import settings
+
+    args = ui.parser().parse_args(argv)
+    return settings.host(args.host), settings.port(args.port), settings.auth(args.auth)
+
+
 def test_options_fall_back_to_environment_variables(monkeypatch):
     monkeypatch.setenv("QA_HOST", "0.0.0.0")
     monkeypatch.setenv("QA_PORT", "8123")
     monkeypatch.setenv("QA_AUTH", "ann:secret")
 
-    args = ui.parser().parse_args([])
-    assert (args.host, args.port, args.auth) == ("0.0.0.0", 8123, "ann:secret")
-
-    args = ui.parser().parse_args(["--host", "127.0.0.1", "--port", "9000", "--auth", "bob:pw"])
-    assert (args.host, args.port, args.auth) == ("127.0.0.1", 9000, "bob:pw")
+    assert resolved([]) == ("0.0.0.0", 8123, "ann:secret")
+    assert resolved(["--host", "127.0.0.1", "--port", "9000", "--auth", "bob:pw"]) == ("127.0.0.1", 9000, "bob:pw")
 
 
 def test_defaults_keep_the_chat_on_this_machine(monkeypatch):
     for var in ("QA_HOST", "QA_PORT", "QA_AUTH"):
         monkeypatch.delenv(var, raising=False)
 
-    args = ui.parser().parse_args([])
-
-    assert (args.host, args.port, args.auth) == ("127.0.0.1", 7860, None)
+    assert resolved([]) == ("127.0.0.1", 7860, None)
 
 
 def test_main_reports_a_missing_index_in_one_line(tmp_path, capsys):
