@@ -5,6 +5,8 @@ Timings are not checked here (noisy machines); only that the bench works and rep
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -15,6 +17,7 @@ REQUIRED = {"build_throughput", "ask_p50", "ask_p99", "batch_throughput", "batch
             "serving_memory", "top10_identical"}
 
 
+@pytest.mark.slow
 def test_tiny_bench_writes_results_report_and_plot(tmp_path):
     results = tmp_path / "results.json"
     proc = subprocess.run(

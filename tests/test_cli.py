@@ -88,6 +88,7 @@ def test_build_of_a_malformed_file_names_it_and_keeps_nothing_half_done(tmp_path
     assert not (tmp_path / "index" / "manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_unknown_model_is_a_one_line_error(tmp_path, corpus):
     out = qa("build", str(corpus), "--index", str(tmp_path / "i"), "--model", str(tmp_path / "no-such-model"), "-q")
     assert out.returncode == 2

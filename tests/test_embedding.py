@@ -104,6 +104,7 @@ def test_onnx_keeps_input_order_across_batches_and_threads(onnx_embedder):
     assert onnx_embedder.encode([]).shape == (0, 384)
 
 
+@pytest.mark.slow
 def test_same_top10_as_torch_on_xquad(onnx_embedder, torch_embedder):
     """Oracle test: brute-force top-10 paragraphs for real questions, ONNX against torch."""
     paragraphs, questions = _xquad(3)
@@ -155,6 +156,7 @@ def test_failed_export_falls_back_to_torch_and_is_remembered(tmp_path, monkeypat
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_export_check_rejects_a_wrong_graph(tmp_path, monkeypatch):
     """The real export, with the ONNX side made wrong: the check against torch must refuse it."""
     real_encode = OnnxEncoder.encode

@@ -75,6 +75,7 @@ def test_a_build_killed_mid_way_leaves_the_previous_index_answering_the_same(sta
     assert answers[QUESTIONS.index(EXTRA_FAQ[0]["question"])]["text"] == EXTRA_FAQ[0]["answer"]
 
 
+@pytest.mark.slow
 def test_a_build_killed_while_the_model_is_embedding_leaves_the_previous_index(tmp_path, article_index, embedder, sequential):
     """No pause this time: the build announces the embedding stage, runs on, and is killed inside encode()."""
     folder = copy_index(article_index, tmp_path / "index")
@@ -113,6 +114,7 @@ def test_a_build_killed_after_its_commit_leaves_the_new_index_whole(tmp_path, ar
     assert snapshot(Bot(folder, embedder=embedder)) == killed_answers
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_run_one_after_the_other_and_never_mix(tmp_path, article_index, embedder):
     folder = copy_index(article_index, tmp_path / "index")
     corpus_a = make_second_corpus(tmp_path / "corpus-a")

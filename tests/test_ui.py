@@ -158,6 +158,7 @@ def test_example_questions_come_from_the_index_faq(bot):
     assert len(examples) <= ui.MAX_EXAMPLES
 
 
+@pytest.mark.slow
 def test_login_is_required_when_auth_is_set(bot):
     import httpx
     from gradio_client import Client
@@ -242,6 +243,7 @@ def test_main_refuses_a_malformed_auth_before_loading_anything(tmp_path, capsys)
     assert "user:password" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_importing_ui_loads_no_model():
     import subprocess
     import sys
