@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -157,7 +158,8 @@ def collect_documents(
             document = load_document(path, max_bytes)
         except UnreadableDocumentError as exc:
             log.warning("%s", exc)
-            skipped.append({"path": str(path), "key": key, "sha256": sha256_file(path), "reason": _reason(exc, path)})
+            line, reason = _reason(exc, path)
+            skipped.append({"path": str(path), "key": key, "sha256": sha256_file(path), "line": line, "reason": reason})
             continue
         documents.append(document)
         sources.append({
@@ -167,16 +169,24 @@ def collect_documents(
         if len(sources) == 1:
             pause_point("parse")
     if not sources:
-        found = f"; skipped {len(skipped)}: " + "; ".join(f"{s['key']} ({s['reason']})" for s in skipped) if skipped else ""
+        found = f"; skipped {len(skipped)}: " + "; ".join(map(skipped_line, skipped)) if skipped else ""
         raise DocumentError(f"no readable documents in {', '.join(map(str, paths))}{found}")
     return documents, sources, skipped
 
 
-def _reason(exc: Exception, path: Path) -> str:
-    """An UnreadableDocumentError's message without the file name it starts with and the trailing '; skipped'."""
-    text = str(exc)
-    text = text.split(": ", 1)[1] if text.startswith(str(path)) and ": " in text else text
-    return text.removesuffix("; skipped")
+def _reason(exc: Exception, path: Path) -> tuple[int | None, str]:
+    """(line or None, reason) of an UnreadableDocumentError's 'path[:line]: reason; skipped'."""
+    text = str(exc).removesuffix("; skipped")
+    match = re.match(r":(\d+)?:? ?(.*)", text[len(str(path)):], re.S) if text.startswith(str(path)) else None
+    if not match:
+        return None, text
+    return (int(match.group(1)) if match.group(1) else None), match.group(2)
+
+
+def skipped_line(record: dict) -> str:
+    """'scan.pdf: no text ...' or 'image.md:3: not a text file ...': one skipped file, for messages."""
+    where = record["key"] + (f":{record['line']}" if record.get("line") else "")
+    return f"{where}: {record['reason']}"
 
 
 def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:

@@ -140,24 +140,25 @@ class _Walker:
             self.flush()
             summary = el.find("summary")
             asked = self.out.add(_element_text(summary), question=True) if summary is not None else None
+            before = len(self.out.blocks)
             self.buffer.append(el.text or "")
             for child in el:
                 if child is not summary:
                     self.walk(child)
                 self.buffer.append(child.tail or "")
-            last = self.flush()
+            self.flush()
             if asked is not None:
-                (last or asked).closes = True
+                self._close(before)
         elif tag == "dt":
             self.flush()
             text = _element_text(el)
             self.out.add(text, question=text.endswith("?"))
         elif tag == "dd":
             self.flush()
+            before = len(self.out.blocks)
             self._children(el)
-            last = self.flush()
-            if last is not None:
-                last.closes = True
+            self.flush()
+            self._close(before)
         elif tag == "br":
             self.buffer.append("\n")
         elif tag in _LISTS:
@@ -174,6 +175,11 @@ class _Walker:
             self.flush()
         else:
             self._children(el)
+
+    def _close(self, before: int) -> None:
+        """The last block added since `before` ends the open answer (a <details> or <dd> is over)."""
+        if len(self.out.blocks) > before:
+            self.out.blocks[-1].closes = True
 
     def _children(self, el) -> None:
         self.buffer.append(el.text or "")

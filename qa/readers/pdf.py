@@ -2,7 +2,8 @@
 
 A PDF's text layer has lines but rarely blank lines, so a paragraph ends at a
 blank line or after a line clearly shorter than the page's longest (the last
-line of a paragraph, a heading, a question). The extracted text, pages in
+line of a paragraph, a heading, a question), and such a short line after a
+finished sentence starts a new one. The extracted text, pages in
 order and blocks separated by blank lines, is what passage offsets point into.
 An encrypted PDF that opens with no password is read; one that needs a
 password, one with no text layer (scanned images) or a damaged one is skipped.
@@ -35,8 +36,13 @@ def paragraphs(page_text: str) -> list[str]:
                 out.append("\n".join(current))
             current = []
             continue
+        short = len(line) < SHORT_LINE * longest
+        if current and short and current[-1].endswith((".", "!", "?", ":")):
+            # A short line after a finished sentence starts a block of its own (a heading, a question).
+            out.append("\n".join(current))
+            current = []
         current.append(line)
-        if len(line) < SHORT_LINE * longest:
+        if short:
             out.append("\n".join(current))
             current = []
     if current:
@@ -82,6 +88,8 @@ def parse_pdf(path: str, data: bytes) -> Document:
                 if i == 0 and block is not None:
                     page_starts.append(block.lines[0].start)
                     page_numbers.append(number)
+            if blocks and out.blocks:
+                out.blocks[-1].closes = True  # an FAQ answer ends with its page
     except Exception as exc:
         raise UnreadableDocumentError(f"{path}: not a readable PDF ({_reason(exc)}); skipped") from exc
     if not out.blocks:
