@@ -168,6 +168,17 @@ def _sources_line(bot: Bot) -> str:
     )
 
 
+SOURCE_HEADERS = ["title", "file", "kind", "passages", "warnings", "built (UTC)"]
+
+
+def source_rows(bot: Bot) -> list[list]:
+    """Bot.sources() as table rows for the Documents tab."""
+    return [
+        [s["title"], s["key"], s["kind"], s["passages"], "\n".join(s["warnings"]), s["built_at"] or ""]
+        for s in bot.sources()
+    ]
+
+
 def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
 
@@ -205,41 +216,57 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         except (ValueError, QAError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
+    def faq_rows(query: str = "") -> list[list[str]]:
+        """The FAQ pairs matching `query` (every word, any case), as table rows."""
+        return [[f["question"], f["answer"], f["source"]] for f in bot.faqs(query)]
+
     def choose_example(event: gr.SelectData) -> str:
         return event.value["text"]
 
     with gr.Blocks(title="Ask the documents", analytics_enabled=False) as app:
         gr.HTML(f"<h1>Ask the documents</h1>{_sources_line(bot)}")
-        chatbot = gr.Chatbot(
-            label="Chat",
-            height=560,
-            render_markdown=False,
-            allow_tags=False,
-            sanitize_html=True,
-            feedback_options=None,
-            buttons=[],
-            placeholder="Ask a question about the documents.",
-            examples=[{"text": q} for q in example_questions(bot)] or None,
-            elem_id="chat",
-        )
-        asked = gr.State([])
-        with gr.Row():
-            question = gr.Textbox(
-                placeholder="Type a question and press Enter",
-                show_label=False,
-                scale=6,
-                autofocus=True,
-                elem_id="question",
+        with gr.Tab("Chat", elem_id="chat-tab"):
+            chatbot = gr.Chatbot(
+                label="Chat",
+                height=560,
+                render_markdown=False,
+                allow_tags=False,
+                sanitize_html=True,
+                feedback_options=None,
+                buttons=[],
+                placeholder="Ask a question about the documents.",
+                examples=[{"text": q} for q in example_questions(bot)] or None,
+                elem_id="chat",
             )
-            clear = gr.Button("Clear chat", scale=1, elem_id="clear")
-        # One concurrency group: the chat and /ask share the `concurrency` slots.
-        chat = dict(concurrency_id="bot", api_visibility="private")
-        question.submit(respond, [question, chatbot, asked], [question, chatbot, asked], **chat)
-        chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
-            respond, [question, chatbot, asked], [question, chatbot, asked], **chat
-        )
-        clear.click(lambda: ("", [], []), None, [question, chatbot, asked], queue=False, api_visibility="private")
-        chatbot.clear(lambda: [], None, asked, queue=False, api_visibility="private")
+            asked = gr.State([])
+            with gr.Row():
+                question = gr.Textbox(
+                    placeholder="Type a question and press Enter",
+                    show_label=False,
+                    scale=6,
+                    autofocus=True,
+                    elem_id="question",
+                )
+                clear = gr.Button("Clear chat", scale=1, elem_id="clear")
+            # One concurrency group: the chat and /ask share the `concurrency` slots.
+            chat = dict(concurrency_id="bot", api_visibility="private")
+            question.submit(respond, [question, chatbot, asked], [question, chatbot, asked], **chat)
+            chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
+                respond, [question, chatbot, asked], [question, chatbot, asked], **chat
+            )
+            clear.click(lambda: ("", [], []), None, [question, chatbot, asked], queue=False, api_visibility="private")
+            chatbot.clear(lambda: [], None, asked, queue=False, api_visibility="private")
+        with gr.Tab("Documents", elem_id="documents-tab"):
+            gr.Dataframe(
+                value=source_rows(bot), headers=SOURCE_HEADERS, interactive=False, wrap=True,
+                label="Sources", elem_id="sources",
+            )
+            search = gr.Textbox(placeholder="Search the FAQ", show_label=False, elem_id="faq-search")
+            faqs = gr.Dataframe(
+                value=faq_rows(), headers=["question", "answer", "source"], interactive=False, wrap=True,
+                label="FAQ", elem_id="faqs",
+            )
+            search.change(faq_rows, search, faqs, api_name="faqs", queue=False)
         gr.api(ask, api_name="ask", concurrency_id="bot")
     app.queue(default_concurrency_limit=concurrency)
     return app

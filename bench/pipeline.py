@@ -97,7 +97,8 @@ def measure_build(corpus_folder: Path, index_dir: Path, raw: RawTorch, log=print
     raw_vectors = raw.encode(texts)
     raw_s = time.perf_counter() - started
     log(f"  raw torch encode: {len(texts)} texts in {raw_s:.1f} s ({len(texts) / raw_s:.1f} texts/s)")
-    cmd = [QA, "build", str(corpus_folder), "--index", str(index_dir), "-q"]
+    # The bench corpora repeat questions with different answers on purpose (StackExchange duplicates).
+    cmd = [QA, "build", str(corpus_folder), "--index", str(index_dir), "-q", "--allow-conflicts"]
     child = run_child(cmd, env=env_with())
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     log(f"  qa build: {passages} passages, {manifest['key_count']} texts in {child.total_s:.1f} s "

@@ -119,6 +119,7 @@ class Answerer:
             start=start,
             end=end,
             score=top.score,
+            page=passage.page,
         )
         check_citation(passage, citation)
         return Answer(question, citation.quote, True, confidence, (citation,), hits)

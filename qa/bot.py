@@ -190,6 +190,44 @@ class Bot:
         """The titles of the indexed documents, in index order, each once."""
         return list(dict.fromkeys(p.title for p in self.index.passages))
 
+    def sources(self) -> list[dict]:
+        """What the index was built from, one record a file, for people to see what the bot knows.
+
+        Returns:
+            Dicts with title, key (path below the folder given to the build), kind (the reader:
+            text, markdown, pdf, ...; "skipped" for a file that could not be read), passages,
+            warnings (the ingest checks' findings, "line: message") and built_at (UTC, ISO 8601).
+        """
+        manifest = self.index.manifest
+        built = manifest.get("built_at")
+        rows = [
+            {"title": s.get("title", ""), "key": s.get("key", s["path"]), "kind": s.get("kind", ""),
+             "passages": s.get("passages", 0), "warnings": list(s.get("warnings", [])), "built_at": built}
+            for s in manifest.get("sources", [])
+        ]
+        rows += [
+            {"title": "", "key": s["key"], "kind": "skipped", "passages": 0,
+             "warnings": [f"{s['line']}: {s['reason']}" if s.get("line") else s["reason"]], "built_at": built}
+            for s in manifest.get("skipped", [])
+        ]
+        return rows
+
+    def faqs(self, query: str | None = None) -> list[dict]:
+        """The index's FAQ pairs (question, answer, source title, path), those matching `query` if given.
+
+        A pair matches when every word of `query` occurs (ignoring case) in its question,
+        other phrasings, answer or source title.
+        """
+        words = (query or "").casefold().split()
+        out = []
+        for p in self.index.passages:
+            if p.kind != "faq":
+                continue
+            haystack = " ".join([p.question or "", *p.alternates, p.text, p.title]).casefold()
+            if all(w in haystack for w in words):
+                out.append({"question": p.question or "", "answer": p.text, "source": p.title, "path": p.path})
+        return out
+
     def ask(
         self,
         question: str,

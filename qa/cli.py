@@ -49,14 +49,100 @@ def cmd_build(args) -> int:
             print(f"rebuilding: {exc}", file=sys.stderr)
     manifest = build_index(
         paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
-        max_bytes=args.max_doc_bytes,
+        max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts,
     )
     print(
         f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
         f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {folder} "
         f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
     )
+    print(build_summary(manifest))
     return 0
+
+
+def build_summary(manifest: dict) -> str:
+    """'indexed 3 files; skipped 2: a.pdf: encrypted ...; b.md:3: not a text file ...', and the checks' warning count."""
+    from .indexing import skipped_line
+
+    skipped = manifest.get("skipped", [])
+    line = f"indexed {len(manifest['sources'])} files"
+    if skipped:
+        line += f"; skipped {len(skipped)}: " + "; ".join(map(skipped_line, skipped))
+    warnings = (manifest.get("problems") or {}).get("warnings", 0)
+    if warnings:
+        line += f"; {warnings} warning(s) from the ingest checks (`qa check` lists them)"
+    return line
+
+
+def cmd_check(args) -> int:
+    from .checks import check_documents
+    from . import settings
+    from .documents import load_document
+    from .discovery import iter_files
+    from .errors import DocumentError, UnreadableDocumentError
+
+    paths = settings.data_paths(args.paths)
+    limit = settings.max_doc_bytes(args.max_doc_bytes)
+    documents, problems = [], []
+    for path in iter_files(paths):
+        try:
+            documents.append(load_document(path, limit))
+        except UnreadableDocumentError as exc:
+            problems.append(_problem(str(path), str(exc), "warning", "unreadable"))
+        except DocumentError as exc:
+            problems.append(_problem(str(path), str(exc), "error", "malformed"))
+    problems += check_documents(documents)
+    failing = [p for p in problems if p.severity == "error" and not (args.allow_conflicts and p.code == "conflict")]
+    if args.json:
+        print(json.dumps({"files": len(documents), "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
+    else:
+        for p in problems:
+            print(p)
+        errors = len([p for p in problems if p.severity == "error"])
+        print(f"checked {len(documents)} files: {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if failing else 0
+
+
+def _problem(path: str, message: str, severity: str, code: str):
+    """A DocumentError's 'path:line: reason' as a Problem (line 1 when the message names none)."""
+    from .checks import Problem
+
+    rest = message[len(path):] if message.startswith(path) else f": {message}"
+    line, _, reason = rest.lstrip(":").partition(": ")
+    if not line.strip().isdigit():
+        line, reason = "1", rest.lstrip(": ")
+    return Problem(path, int(line), severity, code, reason.removesuffix("; skipped"))
+
+
+def cmd_show(args) -> int:
+    from . import settings
+    from .store import load_index
+
+    index = load_index(settings.index_dir(args.index), verify=False)
+    passage = next((p for p in index.passages if p.id == args.passage_id), None)
+    if passage is None:
+        raise ValueError(f"no passage {args.passage_id!r} in the index (ids are in `qa ask --json` citations)")
+    start, end = passage.start, passage.end
+    if args.span:
+        try:
+            start, end = (int(x) for x in args.span.split("-", 1))
+        except ValueError:
+            raise ValueError(f"--span must look like START-END (source offsets), got {args.span!r}") from None
+        if not passage.start <= start < end <= passage.end:
+            raise ValueError(f"--span {args.span} is outside the passage ({passage.start}-{passage.end})")
+    print(show_passage(passage, start, end))
+    return 0
+
+
+def show_passage(passage, start: int, end: int) -> str:
+    """A stored passage with the quote between source offsets start and end marked »like this«."""
+    where = f"{passage.path}" + (f", page {passage.page}" if passage.page else "") + f", line {passage.line}"
+    head = [f"{passage.id}  {passage.title} · {passage.label}", f"{where} · offsets {passage.start}-{passage.end}"]
+    if passage.kind == "faq" and passage.question:
+        head.append(f"Q: {passage.question}")
+    text = passage.text
+    a, b = start - passage.start, end - passage.start
+    return "\n".join(head) + "\n\n" + text[:a] + "»" + text[a:b] + "«" + text[b:]
 
 
 def format_answer(answer) -> str:
@@ -64,7 +150,9 @@ def format_answer(answer) -> str:
     lines = [answer.text]
     if answer.answered:
         c = answer.citations[0]
-        lines.append(f"  — {c.source}, {c.label} ({c.path}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
+        page = f", page {c.page}" if c.page else ""
+        lines.append(f"  — {c.source}, {c.label} ({c.path}{page}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
+        lines.append(f"  (qa show {c.passage_id} --span {c.start}-{c.end})")
     else:
         lines.append(f"  (confidence {answer.confidence:.2f}) Closest passages:")
         for hit in answer.passages[:3]:
@@ -162,8 +250,23 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
     b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
     b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
+    b.add_argument("--allow-conflicts", action="store_true", help="build even when one FAQ question has different answers")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_build)
+
+    k = sub.add_parser("check", help="report problems in documents as file:line: message (exit 1 on errors)")
+    k.add_argument("paths", nargs="*", help="files or folders (default: $QA_DATA_DIR or ./data)")
+    k.add_argument("--json", action="store_true", help="the problems as JSON")
+    k.add_argument("--allow-conflicts", action="store_true", help="conflicting FAQ answers do not fail the check")
+    k.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes")
+    k.add_argument("-v", "--verbose", action="store_true")
+    k.set_defaults(func=cmd_check)
+
+    w = sub.add_parser("show", help="print a stored passage, with a quote marked")
+    w.add_argument("passage_id", metavar="PASSAGE_ID")
+    w.add_argument("--span", metavar="START-END", help="mark the quote between these source offsets (a citation's start-end)")
+    _common(w)
+    w.set_defaults(func=cmd_show)
 
     a = sub.add_parser("ask", help="answer one question")
     a.add_argument("question")

@@ -9,6 +9,10 @@ class DocumentError(QAError, ValueError):
     """A document could not be read or parsed; the message names the file (and line)."""
 
 
+class UnreadableDocumentError(DocumentError):
+    """A file is not a readable document at all (binary, encrypted, damaged): a build skips it with this reason."""
+
+
 class IndexNotFoundError(QAError):
     """There is no index in the folder; the message says how to build one."""
 

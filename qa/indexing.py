@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Callable
 import numpy as np
 
 from . import settings
-from .documents import iter_files, load_document
+from .checks import check_documents, conflicts
+from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
-from .errors import DocumentError, QAError
+from .errors import DocumentError, QAError, UnreadableDocumentError
 from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
 from .store import (
@@ -143,31 +145,70 @@ def _files_with_keys(paths: list[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def collect_passages(
+def collect_documents(
     paths: list[str | Path], max_bytes: int | None = None, on_stage: Callable[[str], None] | None = None
-) -> tuple[list[Passage], list[dict]]:
-    """Parse every supported file under `paths`; files over `max_bytes` (see settings.max_doc_bytes) are refused.
+) -> tuple[list[Document], list[dict], list[dict]]:
+    """Read every supported file under `paths`; unreadable ones (binary, encrypted, damaged) are skipped.
 
     Returns:
-        (passages, sources): all passages in a stable order, and one record per file
-        (path, key, sha256, title, passage count) for the manifest's fingerprint.
+        (documents, sources, skipped): the documents read; one record per document (path, key,
+        sha256, title, kind, passage count) for the manifest; one record per skipped file
+        (path, key, sha256, reason).
 
     Raises:
-        DocumentError: a malformed file (naming file and line), or no documents at all.
+        DocumentError: a malformed file (naming file and line), or no readable documents at all.
     """
-    passages: list[Passage] = []
+    documents: list[Document] = []
     sources: list[dict] = []
+    skipped: list[dict] = []
     for path, key in _files_with_keys(paths):
-        document = load_document(path, max_bytes)
-        passages.extend(document.passages)
+        try:
+            document = load_document(path, max_bytes)
+        except UnreadableDocumentError as exc:
+            log.warning("%s", exc)
+            line, reason = _reason(exc, path)
+            skipped.append({"path": str(path), "key": key, "sha256": sha256_file(path), "line": line, "reason": reason})
+            continue
+        documents.append(document)
         sources.append({
             "path": str(path), "key": key, "sha256": sha256_file(path),
-            "title": document.title, "passages": len(document.passages),
+            "title": document.title, "kind": document.kind, "passages": len(document.passages),
         })
         if len(sources) == 1 and on_stage:
             on_stage("parse")
     if not sources:
-        raise DocumentError(f"no supported documents (.txt, .md, .csv, .json, .jsonl) in {', '.join(map(str, paths))}")
+        found = f"; skipped {len(skipped)}: " + "; ".join(map(skipped_line, skipped)) if skipped else ""
+        raise DocumentError(f"no readable documents in {', '.join(map(str, paths))}{found}")
+    return documents, sources, skipped
+
+
+def _reason(exc: Exception, path: Path) -> tuple[int | None, str]:
+    """(line or None, reason) of an UnreadableDocumentError's 'path[:line]: reason; skipped'."""
+    text = str(exc).removesuffix("; skipped")
+    match = re.match(r":(\d+)?:? ?(.*)", text[len(str(path)):], re.S) if text.startswith(str(path)) else None
+    if not match:
+        return None, text
+    return (int(match.group(1)) if match.group(1) else None), match.group(2)
+
+
+def skipped_line(record: dict) -> str:
+    """'scan.pdf: no text ...' or 'image.md:3: not a text file ...': one skipped file, for messages."""
+    where = record["key"] + (f":{record['line']}" if record.get("line") else "")
+    return f"{where}: {record['reason']}"
+
+
+def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:
+    """Parse every supported file under `paths`; files over `max_bytes` (see settings.max_doc_bytes) are refused.
+
+    Returns:
+        (passages, sources): all passages in a stable order, and one record per file read
+        (path, key, sha256, title, kind, passage count) for the manifest's fingerprint.
+
+    Raises:
+        DocumentError: a malformed file (naming file and line), or no documents at all.
+    """
+    documents, sources, _ = collect_documents(paths, max_bytes)
+    passages = [p for d in documents for p in d.passages]
     if not passages:
         raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
     return unique_ids(passages), sources
@@ -197,6 +238,7 @@ def build_index(
     lock_wait: float = 600.0,
     max_bytes: int | None = None,
     on_stage: Callable[[str], None] | None = None,
+    allow_conflicts: bool = True,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
@@ -207,18 +249,34 @@ def build_index(
         max_bytes: the largest document accepted (argument → $QA_MAX_DOC_BYTES → 50 MiB).
         on_stage: told the name of each stage as the build reaches it (parse, embed, write,
             commit, manifest, cleanup), e.g. for a test to stop the build there.
+        allow_conflicts: build even when one FAQ question has different answers (see qa.checks);
+            they are logged either way. `qa build` passes False unless --allow-conflicts is given.
 
     Returns:
         The new manifest.
 
     Raises:
-        DocumentError: a malformed or over-large document (the index is untouched).
+        DocumentError: a malformed or over-large document, or conflicting FAQ answers
+            (the index is untouched).
         IndexBusyError: another build holds the folder for longer than `lock_wait` seconds.
     """
     started = time.perf_counter()
     folder = Path(folder)
-    passages, sources = collect_passages(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
-    log.info("parsed %d files into %d passages", len(sources), len(passages))
+    documents, sources, skipped = collect_documents(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
+    passages = unique_ids([p for d in documents for p in d.passages])
+    if not passages:
+        raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
+    log.info("parsed %d files into %d passages (%d skipped)", len(sources), len(passages), len(skipped))
+    problems = check_documents(documents)
+    for problem in problems:
+        log.warning("%s", problem)
+    errors = conflicts(problems)
+    if errors and not allow_conflicts:
+        more = f" (and {len(errors) - 1} more; see `qa check`)" if len(errors) > 1 else ""
+        raise DocumentError(f"{errors[0].path}:{errors[0].line}: {errors[0].message}{more}; "
+                            "fix the documents or build with --allow-conflicts")
+    for source, document in zip(sources, documents):
+        source["warnings"] = [f"{p.line}: {p.message}" for p in problems if p.path == document.path]
     lexical_texts = [lexical_text(p) for p in passages]
     if not any(analyze(t) for t in lexical_texts):
         # bm25s cannot index a corpus without a single term (it fails with a bare ValueError).
@@ -278,10 +336,13 @@ def build_index(
             "vector_index": type(index).__name__,
             "vector_index_params": describe_vector_index(index, vector_index),
             "embedding_backend": embedder.active_backend,
-            "fingerprint": fingerprint(sources),
+            # Skipped files count: fixing one makes the index stale.
+            "fingerprint": fingerprint(sources + skipped),
             "inputs": [str(p) for p in paths],
             "input_paths": [str(Path(p).resolve()) for p in paths],
             "sources": sources,
+            "skipped": skipped,
+            "problems": {"errors": len(errors), "warnings": len(problems) - len(errors)},
             "passage_count": len(passages),
             "faq_count": sum(p.kind == "faq" for p in passages),
             "paragraph_count": sum(p.kind == "paragraph" for p in passages),

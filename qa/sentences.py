@@ -15,6 +15,17 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False, char_span=True)
 
 
+# Control characters other than tab and line breaks (U+0000-U+001F, U+007F-U+009F), as text exported
+# from Word or PDF holds: pysbd crashes on some (U+001C-U+001F before "9." raises int()'s ValueError).
+# Each becomes one space, so pysbd's input has the text's length and every offset stays exact.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)], " ")
+
+
+def normalise(text: str) -> str:
+    """`text` with each control character (but tab, CR and LF) replaced by a space: same length, same offsets."""
+    return text.translate(_CONTROLS)
+
+
 # pysbd's time grows faster than linearly with the text's length (120,000 characters take about a
 # minute), so a long text is cut into windows at sentence-like boundaries first.
 WINDOW_CHARS = 2000
@@ -38,9 +49,11 @@ def _windows(text: str) -> list[tuple[int, int]]:
 def split_sentences(text: str, offset: int = 0) -> tuple[Span, ...]:
     """Sentence spans of `text`, shifted by `offset`; whitespace around each is trimmed.
 
-    pysbd finds the boundaries; each span is re-located in `text` so that the
-    spans are always exact, in order and non-overlapping, whatever pysbd returns.
+    pysbd finds the boundaries (in the text with control characters as spaces,
+    see `normalise`); each span is re-located in `text` so that the spans are
+    always exact, in order and non-overlapping, whatever pysbd returns.
     """
+    source, text = text, normalise(text)
     spans: list[Span] = []
     for start, end in _windows(text) if text.strip() else ():
         piece, cursor = text[start:end], 0
@@ -51,7 +64,7 @@ def split_sentences(text: str, offset: int = 0) -> tuple[Span, ...]:
                 continue
             spans.append(Span(offset + start + found, offset + start + found + len(sentence)))
             cursor = found + len(sentence)
-    if not spans and text.strip():
-        start = len(text) - len(text.lstrip())
-        spans.append(Span(offset + start, offset + len(text.rstrip())))
+    if not spans and source.strip():
+        start = len(source) - len(source.lstrip())
+        spans.append(Span(offset + start, offset + len(source.rstrip())))
     return tuple(spans)

@@ -28,7 +28,9 @@ class Passage:
     `source_text[start:end] == text`. For an FAQ pair, `text` is the answer and
     `question` the question; `question_start`/`question_end` locate the
     question in the source where it has one (CSV/JSON files hold no shared
-    source text, so their offsets are into the answer string itself).
+    source text, so their offsets are into the answer string itself). For a
+    format whose bytes are not text (HTML, PDF, DOCX) the offsets point into
+    the text extracted from it, and `page` is the PDF page (1-based).
     """
 
     id: str
@@ -43,6 +45,7 @@ class Passage:
     question: str | None = None
     alternates: tuple[str, ...] = ()
     sentences: tuple[Span, ...] = ()
+    page: int | None = None  # 1-based page of a PDF passage; None for other formats
 
     @property
     def label(self) -> str:
@@ -72,6 +75,7 @@ class Passage:
             question=data.get("question"),
             alternates=tuple(data.get("alternates", ())),
             sentences=tuple(Span(s, e) for s, e in data.get("sentences", ())),
+            page=data.get("page"),
         )
 
 
@@ -104,6 +108,7 @@ class Citation:
     start: int
     end: int
     score: float
+    page: int | None = None  # the PDF page the quote is on; None for other formats
 
     def to_dict(self) -> dict:
         data = asdict(self)

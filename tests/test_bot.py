@@ -160,7 +160,7 @@ def test_answer_to_dict_is_json_ready(bot):
 
     data = json.loads(json.dumps(bot.ask("Who did Díaz-Canel meet in St. Petersburg?").to_dict()))
     assert set(data) == {"question", "text", "answered", "confidence", "citations", "passages"}
-    assert set(data["citations"][0]) == {"passage_id", "kind", "source", "path", "label", "quote", "start", "end", "score"}
+    assert set(data["citations"][0]) == {"passage_id", "kind", "source", "path", "label", "quote", "start", "end", "score", "page"}
 
 
 def test_importing_qa_loads_no_model_and_reads_no_index():

@@ -1,7 +1,7 @@
 """Reliability across processes: builds killed with SIGKILL, two builds at once, and no outbound connection.
 
 Each build here is a real `python -m qa.cli build` subprocess. `QA_TEST_PAUSE_AT`
-(see qa.store.pause_point) stops it at a named stage, where the test kills it.
+(the on_stage hook of qa.indexing.build_index, set by tests/paused_build.py) stops it at a named stage, where the test kills it.
 """
 
 from __future__ import annotations

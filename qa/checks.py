@@ -1,0 +1,123 @@
+"""Ingest checks: problems in a corpus that make answers wrong or useless, reported as `file:line: message`.
+
+Run by every build (warnings are logged and kept in the manifest; conflicts
+stop it unless allowed) and alone by `qa check`.
+
+| check | severity |
+|---|---|
+| the same FAQ question with different answers | error (a conflict) |
+| near-duplicate FAQ questions in different files | warning, naming both places |
+| an FAQ question with an empty answer | warning (text formats; CSV/JSON files refuse it) |
+| an FAQ answer that is only a link | warning |
+| a paragraph too short or too long to be useful | warning |
+| a document that produced no passage | warning |
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from .readers.base import Document
+from .types import Passage
+
+ERROR = "error"
+WARNING = "warning"
+# Below this many words a paragraph says too little to answer anything on its own.
+MIN_PARAGRAPH_WORDS = 3
+# all-MiniLM-L6-v2 reads 256 tokens (about 190 English words) of a text; past this a passage's
+# whole-text vector ignores its end (its sentences are still embedded one by one).
+MAX_PASSAGE_WORDS = 300
+_LINK_ONLY = re.compile(r"^\s*(?:<?(?:https?://|www\.|mailto:)\S+?>?|\[[^\]]*\]\(\S+\))\s*[.!]?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of a check, at a file and line."""
+
+    path: str
+    line: int
+    severity: str  # ERROR or WARNING
+    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _normal(text: str) -> str:
+    """Case, whitespace and closing punctuation do not make two questions or answers differ."""
+    return " ".join(text.casefold().split()).rstrip(" ?.!")
+
+
+def _place(p: Passage) -> str:
+    where = f"{p.path}:{p.line}"
+    return f"{where} (page {p.page})" if p.page else where
+
+
+def conflicts(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that stop a build: conflicting answers."""
+    return [p for p in problems if p.severity == ERROR]
+
+
+def check_documents(documents: Iterable[Document]) -> list[Problem]:
+    """Every problem the checks find in `documents`, in document order.
+
+    Returns:
+        Problems sorted by file and line, errors and warnings together.
+    """
+    from .lexical import analyze
+
+    documents = list(documents)
+    problems: list[Problem] = []
+    questions: dict[str, Passage] = {}
+    terms_seen: dict[frozenset[str], Passage] = {}
+    for doc in documents:
+        for line, message in doc.warnings:
+            code = "empty-answer" if "has no answer" in message else "reader"
+            problems.append(Problem(doc.path, line, WARNING, code, message))
+        if not doc.passages:
+            problems.append(Problem(doc.path, 1, WARNING, "no-passage", "no passage: the document has no text to index"))
+        for p in doc.passages:
+            words = len(p.text.split())
+            if p.kind == "faq":
+                asked = p.question or ""
+                key = _normal(asked)
+                first = questions.get(key)
+                if first is None:
+                    questions[key] = p
+                elif _normal(first.text) != _normal(p.text):
+                    problems.append(Problem(
+                        p.path, p.line, ERROR, "conflict",
+                        f"FAQ question {asked!r} has a different answer at {_place(first)}",
+                    ))
+                terms = frozenset(analyze(asked))
+                other = terms_seen.get(terms) if terms else None
+                if other is None:
+                    terms_seen.setdefault(terms, p)
+                elif other.path != p.path and _normal(other.question or "") != key:
+                    problems.append(Problem(
+                        p.path, p.line, WARNING, "near-duplicate",
+                        f"FAQ question {asked!r} nearly repeats {other.question!r} at {_place(other)}",
+                    ))
+                if _LINK_ONLY.match(p.text):
+                    problems.append(Problem(
+                        p.path, p.line, WARNING, "link-only",
+                        f"the answer to {asked!r} is only a link: the bot can quote it but not answer from it",
+                    ))
+            elif words < MIN_PARAGRAPH_WORDS:
+                problems.append(Problem(
+                    p.path, p.line, WARNING, "too-short",
+                    f"paragraph of {words} word(s) ({p.text[:40]!r}) is too short to answer from",
+                ))
+            if words > MAX_PASSAGE_WORDS:
+                problems.append(Problem(
+                    p.path, p.line, WARNING, "too-long",
+                    f"{p.kind} of {words} words: the model reads about the first 190; split it into paragraphs",
+                ))
+    order = {doc.path: i for i, doc in enumerate(documents)}
+    return sorted(problems, key=lambda x: (order.get(x.path, len(order)), x.line))
