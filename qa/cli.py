@@ -35,13 +35,14 @@ def cmd_build(args) -> int:
     from .bot import resolve_index_dir
     from .embedding import Embedder
     from .indexing import build_index, is_stale
-    from .store import read_manifest
+    from .store import load_index
 
     folder = resolve_index_dir(args.index)
     paths = args.paths or [os.environ.get("QA_DATA_DIR") or "data"]
     if args.if_stale and (folder / "manifest.json").exists():
         try:
-            manifest = read_manifest(folder)
+            # Verify every file, as loading for answers will: a damaged index is never "up to date".
+            manifest = load_index(folder).manifest
             fresh = not is_stale(folder) and manifest.get("inputs") == [str(p) for p in paths]
             if fresh and (args.model is None or args.model == manifest["model"]):
                 print(f"index in {folder} is up to date ({manifest['passage_count']} passages)")
@@ -86,11 +87,17 @@ def cmd_ask(args) -> int:
 
 def cmd_info(args) -> int:
     from .bot import resolve_index_dir
+    from .errors import IndexCorruptError
     from .indexing import is_stale
-    from .store import read_manifest
+    from .store import load_index, read_manifest
 
     folder = resolve_index_dir(args.index)
     manifest = read_manifest(folder)
+    try:
+        load_index(folder)  # every checksum and every file, as answering will read them
+        damaged = None
+    except IndexCorruptError as exc:
+        damaged = str(exc)
     stale = is_stale(folder)
     info = {
         "index": str(folder),
@@ -101,19 +108,25 @@ def cmd_info(args) -> int:
         "paragraphs": manifest.get("paragraph_count"),
         "faq_pairs": manifest.get("faq_count"),
         "built_at": manifest.get("built_at"),
-        "fresh": not stale,
+        "fresh": not stale and damaged is None,
+        "damaged": damaged,
         "sources": [{"path": s["path"], "title": s["title"], "passages": s["passages"]} for s in manifest["sources"]],
     }
+    status = 1 if damaged else 0
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
-    print(f"index      {info['index']} ({'fresh' if info['fresh'] else 'STALE: the documents changed; run qa build'})")
+        return status
+    if damaged:
+        state = f"DAMAGED: {damaged}"
+    else:
+        state = "fresh" if info["fresh"] else "STALE: the documents changed; run qa build"
+    print(f"index      {info['index']} ({state})")
     print(f"model      {info['model']} ({info['dimension']} dimensions, {info['vector_index']})")
     print(f"passages   {info['passages']} ({info['paragraphs']} paragraphs, {info['faq_pairs']} FAQ pairs)")
     print(f"built      {info['built_at']}")
     for s in info["sources"]:
         print(f"source     {s['path']}: {s['title']} ({s['passages']} passages)")
-    return 0
+    return status
 
 
 def cmd_chat(args) -> int:

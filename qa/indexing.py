@@ -13,7 +13,7 @@ import numpy as np
 
 from .documents import iter_files, load_document, resolve_max_doc_bytes
 from .embedding import Embedder
-from .errors import DocumentError, QAError
+from .errors import DocumentError, IndexCorruptError, QAError
 from .lexical import LexicalIndex, analyze
 from .store import (
     MANIFEST,
@@ -101,9 +101,17 @@ def _text_hash(text: str) -> bytes:
 
 
 def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
-    """Embeddings of the current index by text hash, so unchanged text is not embedded again."""
+    """Embeddings of the current index by text hash, so unchanged text is not embedded again.
+
+    Only an index that passes verification (every checksum, every file parsed) lends
+    its vectors: a damaged one lends nothing, so the build embeds every text afresh
+    rather than sealing damaged vectors under new checksums.
+    """
     try:
-        old = load_index(folder, model=model, verify=False)
+        old = load_index(folder, model=model, verify=True)
+    except IndexCorruptError as exc:
+        log.warning("the current index is damaged (%s): building from scratch, reusing nothing", exc)
+        return {}
     except QAError:
         return {}
     texts = [t for p in old.passages for _, _, t in passage_keys(p)]

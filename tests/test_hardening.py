@@ -1,0 +1,103 @@
+"""The hardening pass (issue 12): each test failed on the code before it (commit 76fef74).
+
+Items 2, 4 and 5 (control characters, symlinks, binary files) live with qa/documents.py's tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qa import Bot
+from qa.cli import main as cli_main
+from qa.indexing import build_index
+from qa.store import read_manifest
+
+from .conftest import ARTICLE
+from .rel_support import QUESTIONS, copy_index, snapshot
+
+
+@pytest.fixture(scope="module")
+def sequential(bot) -> list[dict]:
+    return snapshot(bot)
+
+
+@pytest.fixture
+def index_copy(tmp_path, article_index):
+    return copy_index(article_index, tmp_path / "index")
+
+
+def _vectors_file(folder):
+    return folder / read_manifest(folder)["build_id"] / "vectors.faiss"
+
+
+def _all_vectors(folder) -> np.ndarray:
+    import faiss
+
+    index = faiss.read_index(str(_vectors_file(folder)))
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def _random_unit_vectors(path) -> None:
+    """Replace a vector file by a valid IndexFlatIP of random unit vectors, as the hostile trial did."""
+    import faiss
+
+    old = faiss.read_index(str(path))
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(old.ntotal, old.d)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(old.d)
+    index.add(vectors)
+    faiss.write_index(index, str(path))
+
+
+def _flip_one_bit(path) -> None:
+    """Flip the lowest exponent bit of the last float of the last vector: a valid file, one row changed."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {"random-vectors": _random_unit_vectors, "one-flipped-bit": _flip_one_bit}
+
+
+# --------------------------------------------------------------------------- 1. damaged-index repair
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_1_a_rebuild_after_damage_reuses_nothing_and_answers_as_before(index_copy, article_index, embedder, sequential, damage):
+    original = _all_vectors(article_index)
+    DAMAGE[damage](_vectors_file(index_copy))
+    assert not np.array_equal(_all_vectors(index_copy), original)  # the damage took
+
+    build_index([ARTICLE], index_copy, embedder)
+
+    assert read_manifest(index_copy)["reused"] == 0
+    assert np.array_equal(_all_vectors(index_copy), original)
+    assert snapshot(Bot(index_copy, embedder=embedder)) == sequential
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_1_if_stale_and_info_call_a_damaged_index_damaged(index_copy, capsys, damage):
+    assert cli_main(["info", "--index", str(index_copy)]) == 0
+    assert "(fresh)" in capsys.readouterr().out
+    assert cli_main(["build", str(ARTICLE), "--index", str(index_copy), "--if-stale", "-q"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+
+    DAMAGE[damage](_vectors_file(index_copy))
+    assert cli_main(["info", "--index", str(index_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED:" in out and "vectors.faiss is damaged" in out and "(fresh)" not in out
+    assert cli_main(["info", "--index", str(index_copy), "--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["fresh"] is False and "vectors.faiss" in info["damaged"]
+
+    assert cli_main(["build", str(ARTICLE), "--index", str(index_copy), "--if-stale", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "up to date" not in captured.out
+    assert "rebuilding:" in captured.err and "vectors.faiss is damaged" in captured.err
+    assert "reused 0" in captured.out
+    assert cli_main(["info", "--index", str(index_copy)]) == 0
+    assert "(fresh)" in capsys.readouterr().out
