@@ -28,7 +28,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
 
-from qa import Answer, Bot, Hit, QAError  # noqa: E402
+from qa import Answer, Bot, Hit, QAError, remember  # noqa: E402
 
 log = logging.getLogger("ui")
 
@@ -184,7 +184,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
             return "", messages, asked
         try:
             reply = render_answer(bot.ask(question, history=asked))
-            asked = asked + [question]
+            asked = remember(asked, question)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
         messages = messages + [

@@ -64,6 +64,42 @@ def validate_question(question: object, max_chars: int) -> str:
     return text
 
 
+# How many earlier questions the follow-up rule reads (`follow_up_query`): the last non-blank one.
+HISTORY_READ = 1
+
+
+def validate_history(history: object, max_chars: int) -> list[str]:
+    """The part of `history` the follow-up rule reads, checked; the rest is dropped.
+
+    Every entry must be a string within the question limit, so a huge entry
+    costs nothing before it is refused; only the last `HISTORY_READ` non-blank
+    entries are kept, stripped.
+
+    Raises:
+        ValueError: not a list of strings, an entry over `max_chars`, or a kept
+            entry holding invalid Unicode.
+    """
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)) or not all(isinstance(h, str) for h in history):
+        raise ValueError("history must be a list of earlier questions (strings), oldest first")
+    for i, entry in enumerate(history, 1):
+        if len(entry) > max_chars and len(entry.strip()) > max_chars:
+            raise ValueError(
+                f"history entry {i} is {len(entry.strip()):,} characters long; the limit is {max_chars:,} (as for a question)"
+            )
+    kept = [h for h in history if h.strip()][-HISTORY_READ:]
+    return [validate_question(h, max_chars) for h in kept]
+
+
+def remember(history: Sequence[str] | None, question: str) -> list[str]:
+    """The history a conversation keeps after `question`: only what the follow-up rule will read."""
+    kept = [h for h in (history or []) if h.strip()]
+    if question.strip():
+        kept.append(question.strip())
+    return kept[-HISTORY_READ:]
+
+
 _CONNECTIVES = {"and", "also", "then", "so", "but"}
 _ANAPHORS = {"he", "she", "it", "they", "him", "her", "them", "his", "hers", "their", "its", "there", "then", "that", "those", "these"}
 
@@ -246,8 +282,7 @@ class Bot:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         texts = [validate_question(q, self.max_question_chars) for q in questions]
-        if history is not None and (isinstance(history, str) or not all(isinstance(h, str) for h in history)):
-            raise ValueError("history must be a list of earlier questions (strings), oldest first")
+        history = validate_history(history, self.max_question_chars)
         self.warm_up()
         assert self._answerer is not None and self._embedder is not None
         queries = [follow_up_query(t, history) for t in texts]

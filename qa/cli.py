@@ -130,6 +130,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    from .bot import remember
+
     bot = _bot(args).warm_up()
     print("Ask a question about the documents (empty line or Ctrl-D to quit).")
     history: list[str] = []
@@ -146,7 +148,7 @@ def cmd_chat(args) -> int:
         except ValueError as exc:
             print(f"error: {exc}")
             continue
-        history.append(question)
+        history = remember(history, question)
         print(format_answer(answer))
 
 

@@ -6,6 +6,7 @@ Items 2, 4 and 5 (control characters, symlinks, binary files) live with qa/docum
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -101,3 +102,36 @@ def test_1_if_stale_and_info_call_a_damaged_index_damaged(index_copy, capsys, da
     assert "reused 0" in captured.out
     assert cli_main(["info", "--index", str(index_copy)]) == 0
     assert "(fresh)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- 3. history limits
+
+
+def test_3_a_history_entry_over_the_question_limit_is_refused_at_once(bot):
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"history entry 2 is 5,000,000 characters long; the limit is 2,000"):
+        bot.ask("And when?", history=["Who did Díaz-Canel meet?", "x" * 5_000_000])
+    assert time.perf_counter() - started < 1.0
+    bot.ask("And when?", history=["y" * 2000 + "   "])  # at the limit (stripped, as a question is) it is read
+
+
+def test_3_only_the_history_the_follow_up_rule_reads_counts_and_is_kept(bot):
+    from qa import remember
+    from qa.bot import HISTORY_READ
+
+    last = QUESTIONS[0]
+    earlier = [f"Question number {i} about something else?" for i in range(500)]
+    assert bot.ask("And when?", history=[*earlier, last, "  "]).to_dict() == bot.ask("And when?", history=[last]).to_dict()
+    kept: list[str] = []
+    for question in [*earlier, last]:
+        kept = remember(kept, question)
+    assert kept == [last] and len(kept) == HISTORY_READ
+
+
+def test_3_the_chat_endpoint_refuses_a_huge_history_entry(chat_url):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(chat_url, verbose=False)
+    with pytest.raises(AppError, match=r"history entry 1 is 200,000 characters long; the limit is 2,000"):
+        client.predict("And when?", ["z" * 200_000], api_name="/ask")
