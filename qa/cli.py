@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -61,25 +62,49 @@ def cmd_build(args) -> int:
     return 0
 
 
-def format_answer(answer) -> str:
-    """An Answer as terminal text: the quote, its citation and the confidence."""
+# Characters a terminal may act on rather than show: C0 and C1 controls (ESC starts
+# "set the window title" or "clear the screen"; C1 U+009B is a one-byte CSI), DEL, and
+# the bidirectional overrides that reorder what is shown. Newline and tab stay.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character a terminal would act on shown escaped, e.g. ESC as `\\x1b`."""
+    return _TERMINAL_CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def format_answer(answer, paths: dict[str, str] | None = None) -> str:
+    """An Answer as terminal text: the quote, its citation and the confidence, control characters escaped.
+
+    Args:
+        answer: the Answer.
+        paths: a citation's path (relative to the build's input) → the file's path on this machine.
+    """
+    paths = paths or {}
     lines = [answer.text]
     if answer.answered:
         c = answer.citations[0]
-        lines.append(f"  — {c.source}, {c.label} ({c.path}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
+        path = paths.get(c.path, c.path)
+        lines.append(f"  — {c.source}, {c.label} ({path}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
     else:
         lines.append(f"  (confidence {answer.confidence:.2f}) Closest passages:")
         for hit in answer.passages[:3]:
             snippet = hit.passage.text if len(hit.passage.text) < 120 else hit.passage.text[:117] + "..."
             lines.append(f"  · {hit.passage.title}, {hit.passage.label}: {snippet}")
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
+
+
+def _json(data) -> str:
+    """JSON for the terminal: non-ASCII kept readable, but C1 controls escaped (json leaves them raw)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return _TERMINAL_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def cmd_ask(args) -> int:
     bot = _bot(args)
     answer = bot.ask(args.question, args.k)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(_json(answer.to_dict()))
     else:
         print(format_answer(answer))
     return 0
@@ -114,18 +139,18 @@ def cmd_info(args) -> int:
     }
     status = 1 if damaged else 0
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
+        print(_json(info))
         return status
     if damaged:
         state = f"DAMAGED: {damaged}"
     else:
         state = "fresh" if info["fresh"] else "STALE: the documents changed; run qa build"
-    print(f"index      {info['index']} ({state})")
+    print(terminal_safe(f"index      {info['index']} ({state})"))
     print(f"model      {info['model']} ({info['dimension']} dimensions, {info['vector_index']})")
     print(f"passages   {info['passages']} ({info['paragraphs']} paragraphs, {info['faq_pairs']} FAQ pairs)")
     print(f"built      {info['built_at']}")
     for s in info["sources"]:
-        print(f"source     {s['path']}: {s['title']} ({s['passages']} passages)")
+        print(terminal_safe(f"source     {s['path']}: {s['title']} ({s['passages']} passages)"))
     return status
 
 
@@ -146,7 +171,7 @@ def cmd_chat(args) -> int:
         try:
             answer = bot.ask(question, history=history)
         except ValueError as exc:
-            print(f"error: {exc}")
+            print(terminal_safe(f"error: {exc}"))
             continue
         history = remember(history, question)
         print(format_answer(answer))
@@ -236,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`qa info | head -1`): that is no error of ours. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1  # as Python's documentation advises: the output is incomplete
 
 
 if __name__ == "__main__":

@@ -6,18 +6,24 @@ Items 2, 4 and 5 (control characters, symlinks, binary files) live with qa/docum
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa import Bot
+from qa import Answer, Bot, Citation, Hit, Passage
 from qa.cli import main as cli_main
 from qa.indexing import build_index
 from qa.store import read_manifest
 
-from .conftest import ARTICLE
-from .rel_support import QUESTIONS, copy_index, snapshot
+from .conftest import ARTICLE, ROOT
+from .rel_support import QUESTIONS, copy_index, qa_env, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +141,81 @@ def test_3_the_chat_endpoint_refuses_a_huge_history_entry(chat_url):
     client = Client(chat_url, verbose=False)
     with pytest.raises(AppError, match=r"history entry 1 is 200,000 characters long; the limit is 2,000"):
         client.predict("And when?", ["z" * 200_000], api_name="/ask")
+
+
+# --------------------------------------------------------------------------- shared: a small hostile corpus
+
+HOSTILE_FAQ = [
+    {"id": "motto", "question": "What is the office motto?",
+     "answer": "Be kind.\u001b]0;owned\u0007 Clear\u001b[2J and\u009b31m always on time."},
+    {"id": "parking", "question": "Where can visitors park?",
+     "answer": "Visitors park behind the building, in the spaces marked with a blue sign."},
+]
+
+
+def qa_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=qa_env(), timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def hostile_corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("users") / "ann" / "private-notes"
+    (folder / "office").mkdir(parents=True)
+    (folder / "office" / "faq.json").write_text(json.dumps(HOSTILE_FAQ), encoding="utf-8")
+    shutil.copy(ARTICLE, folder / ARTICLE.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile_index(tmp_path_factory, hostile_corpus, embedder) -> Path:
+    """An index built from an absolute path, over a corpus with terminal escapes."""
+    folder = tmp_path_factory.mktemp("hostile-index")
+    build_index([hostile_corpus.resolve()], folder, embedder)
+    return folder
+
+
+# --------------------------------------------------------------------------- 6. terminal escapes
+
+
+def test_6_format_answer_shows_control_characters_escaped():
+    from qa.cli import format_answer
+
+    text = "Be kind.\x1b]0;owned\x07 Clear\x1b[2J\r and\x9b31m \u202egnp.exe"
+    passage = Passage(id="d:1", kind="paragraph", text=text, title="T\x1b[1m", path="d.txt", start=0, end=len(text), position=0)
+    citation = Citation("d:1", "paragraph", passage.title, "d.txt", passage.label, text, 0, len(text), 1.0)
+    shown = format_answer(Answer("q", text, True, 0.9, (citation,), (Hit(passage, 1.0, 0),)))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", shown)
+    assert "Be kind.\\x1b]0;owned\\x07 Clear\\x1b[2J\\r and\\x9b31m \\u202egnp.exe" in shown
+    assert "T\\x1b[1m" in shown
+    abstention = format_answer(Answer("q", "not covered", False, 0.1, (), (Hit(passage, 1.0, 0),)))
+    assert "\x1b" not in abstention and "\\x1b]0;owned" in abstention
+
+
+def test_6_qa_ask_never_prints_a_raw_escape(hostile_index):
+    for extra in ([], ["--json"]):
+        out = qa_run("ask", "What is the office motto?", "--index", str(hostile_index), *extra)
+        assert out.returncode == 0, out.stderr
+        assert "Be kind." in out.stdout
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out.stdout), repr(out.stdout)
+
+
+# --------------------------------------------------------------------------- 7. a closed pipe
+
+
+@pytest.mark.parametrize("command", [["info"], ["ask", "What is the office motto?"]])
+def test_7_a_reader_that_stops_early_gets_no_traceback(hostile_index, command):
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", *command, "--index", str(hostile_index)],
+                            cwd=ROOT, env=qa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head -1` does once it has its line; here before the first write
+    err = proc.stderr.read().decode()
+    proc.wait(120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert err == ""
+    assert proc.returncode == 1
+
+
+def test_7_qa_info_piped_into_head(hostile_index):
+    out = subprocess.run(f"{shlex.quote(sys.executable)} -m qa.cli info --index {shlex.quote(str(hostile_index))} | head -1",
+                         shell=True, cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("index ") and out.stderr == ""
