@@ -100,13 +100,18 @@ def _json(data) -> str:
     return _TERMINAL_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def source_paths(bot) -> dict[str, str]:
+    """Each source's key (its path below the build's input, as citations carry it) → the file as the build named it."""
+    return {s["key"]: s["path"] for s in bot.index.manifest.get("sources", []) if "key" in s}
+
+
 def cmd_ask(args) -> int:
     bot = _bot(args)
     answer = bot.ask(args.question, args.k)
     if args.json:
         print(_json(answer.to_dict()))
     else:
-        print(format_answer(answer))
+        print(format_answer(answer, source_paths(bot)))
     return 0
 
 
@@ -158,6 +163,7 @@ def cmd_chat(args) -> int:
     from .bot import remember
 
     bot = _bot(args).warm_up()
+    paths = source_paths(bot)
     print("Ask a question about the documents (empty line or Ctrl-D to quit).")
     history: list[str] = []
     while True:
@@ -174,7 +180,7 @@ def cmd_chat(args) -> int:
             print(terminal_safe(f"error: {exc}"))
             continue
         history = remember(history, question)
-        print(format_answer(answer))
+        print(format_answer(answer, paths))
 
 
 def cmd_serve(args) -> int:

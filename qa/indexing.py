@@ -157,7 +157,10 @@ def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> t
     sources: list[dict] = []
     for path, key in _files_with_keys(paths):
         document = load_document(path, max_bytes)
-        passages.extend(document.passages)
+        # Passages (and so citations and /ask) name their file below the folder given to the
+        # build, never by its absolute path, which would reveal the server's folders and user
+        # names; the manifest's sources keep the path as given, for the CLI.
+        passages.extend(replace(p, path=key) for p in document.passages)
         sources.append({
             "path": str(path), "key": key, "sha256": sha256_file(path),
             "title": document.title, "passages": len(document.passages),

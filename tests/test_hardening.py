@@ -22,7 +22,7 @@ from qa.cli import main as cli_main
 from qa.indexing import build_index
 from qa.store import read_manifest
 
-from .conftest import ARTICLE, ROOT
+from .conftest import ARTICLE, ROOT, free_port
 from .rel_support import QUESTIONS, copy_index, qa_env, snapshot
 
 
@@ -219,3 +219,33 @@ def test_7_qa_info_piped_into_head(hostile_index):
     out = subprocess.run(f"{shlex.quote(sys.executable)} -m qa.cli info --index {shlex.quote(str(hostile_index))} | head -1",
                          shell=True, cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("index ") and out.stderr == ""
+
+
+# --------------------------------------------------------------------------- 9. no absolute server paths
+
+
+@pytest.fixture(scope="module")
+def hostile_url(hostile_index, embedder):
+    import ui
+
+    app = ui.build_app(Bot(hostile_index, embedder=embedder).warm_up())
+    yield ui.launch(app, "127.0.0.1", free_port(), block=False)
+    app.close()
+
+
+def test_9_citations_name_the_file_below_the_build_input_not_the_server_folders(hostile_index, hostile_corpus, hostile_url, embedder):
+    from gradio_client import Client
+
+    root = str(hostile_corpus.resolve())
+    assert read_manifest(hostile_index)["input_paths"] == [root]  # the root stays in the manifest
+    bot = Bot(hostile_index, embedder=embedder)
+    for question, path in [("Where can visitors park?", "office/faq.json"),
+                           ("Who did Díaz-Canel meet in St. Petersburg?", ARTICLE.name)]:
+        local = bot.ask(question).to_dict()
+        remote = json.loads(Client(hostile_url, verbose=False).predict(question, None, api_name="/ask"))
+        for answer in (local, remote):
+            assert answer["answered"] and answer["citations"][0]["path"] == path
+            assert all(not p["path"].startswith("/") for p in answer["passages"])
+            assert "/ann/private-notes" not in json.dumps(answer)
+    out = qa_run("ask", "Where can visitors park?", "--index", str(hostile_index))
+    assert f"({root}/office/faq.json:" in out.stdout  # the CLI, on this machine, shows where the file is
