@@ -168,6 +168,20 @@ def _sources_line(bot: Bot) -> str:
     )
 
 
+class _Blocks(gr.Blocks):
+    """gr.Blocks whose `/ask` takes missing values (`{"data": []}`) as None, so that `ask` names the reason.
+
+    Gradio itself refuses such a call before `ask` runs: with `{"error": null}` for the
+    caller and a 20-line traceback in the log, every time.
+    """
+
+    def validate_inputs(self, block_fn, inputs):
+        missing = len(block_fn.inputs) - len(inputs)
+        if block_fn.api_name == "ask" and missing > 0 and isinstance(inputs, list):
+            inputs.extend([None] * missing)
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
 
@@ -197,18 +211,22 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON."""
         # A JSON string, not a dict: gradio_client takes any dict with a "path" key for a
         # file to download, and citations and passages carry the source file's path.
-        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
+        if question is None:
+            message = "no question: /ask takes the question and, optionally, the earlier questions"
+        elif history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
             message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
-            raise gr.Error(message, print_exception=False)
-        try:
-            return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
-        except (ValueError, QAError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        else:
+            try:
+                return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
+            except (ValueError, QAError) as exc:
+                message = str(exc)
+        log.info("/ask refused: %.200s", message)
+        raise gr.Error(message, print_exception=False)
 
     def choose_example(event: gr.SelectData) -> str:
         return event.value["text"]
 
-    with gr.Blocks(title="Ask the documents", analytics_enabled=False) as app:
+    with _Blocks(title="Ask the documents", analytics_enabled=False) as app:
         gr.HTML(f"<h1>Ask the documents</h1>{_sources_line(bot)}")
         chatbot = gr.Chatbot(
             label="Chat",

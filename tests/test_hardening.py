@@ -6,6 +6,7 @@ Items 2, 4 and 5 (control characters, symlinks, binary files) live with qa/docum
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import shutil
@@ -249,3 +250,34 @@ def test_9_citations_name_the_file_below_the_build_input_not_the_server_folders(
             assert "/ann/private-notes" not in json.dumps(answer)
     out = qa_run("ask", "Where can visitors park?", "--index", str(hostile_index))
     assert f"({root}/office/faq.json:" in out.stdout  # the CLI, on this machine, shows where the file is
+
+
+# --------------------------------------------------------------------------- 8. /ask with missing values
+
+
+def _call_ask(url: str, body: dict) -> str:
+    """POST /gradio_api/call/ask as a plain HTTP client would; the event stream of its result."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=60) as http:
+        posted = http.post("gradio_api/call/ask", json=body)
+        assert posted.status_code == 200, posted.text
+        return http.get(f"gradio_api/call/ask/{posted.json()['event_id']}").text
+
+
+@pytest.mark.parametrize("data", [[], [None], [None, None]], ids=["empty", "null", "two-nulls"])
+def test_8_ask_without_a_question_answers_with_the_reason_and_logs_one_line(chat_url, data, caplog, capfd):
+    caplog.set_level(logging.INFO, logger="ui")
+    capfd.readouterr()
+    stream = _call_ask(chat_url, {"data": data})
+    assert "event: error" in stream
+    payload = json.loads(stream.split("data:", 1)[1].strip().splitlines()[0])
+    assert payload["error"] == "no question: /ask takes the question and, optionally, the earlier questions"
+    refused = [r for r in caplog.records if r.name == "ui"]
+    assert [r.getMessage() for r in refused] == [f"/ask refused: {payload['error']}"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_8_ask_with_the_question_alone_answers(chat_url):
+    stream = _call_ask(chat_url, {"data": [QUESTIONS[0]]})
+    assert "event: complete" in stream and "Beglov" in stream
