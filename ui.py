@@ -27,6 +27,7 @@ from typing import Sequence
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
+from starlette.middleware import Middleware  # noqa: E402
 
 from qa import Answer, Bot, Hit, QAError, remember  # noqa: E402
 
@@ -182,6 +183,25 @@ class _Blocks(gr.Blocks):
         super().validate_inputs(block_fn, inputs)
 
 
+class _NoUploads:
+    """ASGI middleware that refuses Gradio's upload route before reading a byte of the body.
+
+    The chat takes no files, and Gradio's `/gradio_api/upload` stores files of any size,
+    without a login check on a server that has none.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": b"uploads are disabled: this chat takes no files\n"})
+            return
+        await self.app(scope, receive, send)
+
+
 def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
 
@@ -330,6 +350,8 @@ def launch(
         quiet=True,
         theme=gr.themes.Default(),
         css=CSS,
+        max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
+        app_kwargs={"middleware": [Middleware(_NoUploads)]},
     )
     log.info("the chat is ready at %s", url)
     if block:

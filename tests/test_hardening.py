@@ -281,3 +281,18 @@ def test_8_ask_without_a_question_answers_with_the_reason_and_logs_one_line(chat
 def test_8_ask_with_the_question_alone_answers(chat_url):
     stream = _call_ask(chat_url, {"data": [QUESTIONS[0]]})
     assert "event: complete" in stream and "Beglov" in stream
+
+
+# --------------------------------------------------------------------------- 10. no uploads
+
+
+@pytest.mark.parametrize("size", [1_000_000, 10, 0])
+def test_10_the_upload_route_is_closed(chat_url, size):
+    import httpx
+
+    files = {"files": ("notes.txt", b"x" * size, "text/plain")}
+    answer = httpx.post(chat_url + "gradio_api/upload", files=files, timeout=60)
+    assert answer.status_code == 403, answer.text
+    assert answer.text == "uploads are disabled: this chat takes no files\n"
+    assert httpx.post(chat_url + "gradio_api/upload/", files=files, timeout=60).status_code == 403
+    assert httpx.get(chat_url + "config", timeout=60).status_code == 200  # the rest of the app still serves
