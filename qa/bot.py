@@ -64,7 +64,7 @@ def validate_question(question: object, max_chars: int) -> str:
     return text
 
 
-# How many earlier questions the follow-up rule reads (`follow_up_query`): the last non-blank one.
+# How many earlier questions the follow-up rule reads (`Bot._search_in_context`): the last non-blank one.
 HISTORY_READ = 1
 
 
@@ -100,25 +100,16 @@ def remember(history: Sequence[str] | None, question: str) -> list[str]:
     return kept[-HISTORY_READ:]
 
 
-_CONNECTIVES = {"and", "also", "then", "so", "but"}
-_ANAPHORS = {"he", "she", "it", "they", "him", "her", "them", "his", "hers", "their", "its", "there", "then", "that", "those", "these"}
+# The follow-up rule (see `Bot._search_in_context`) may give back this much of the previous
+# question's own confidence when it reads a question with it. Measured on
+# tests/fixtures/followup_pairs.jsonl (docs/reliability.md): 0.05-0.1 keep every stand-alone
+# question apart; 0.2 lets an off-topic question borrow the previous question's answer.
+FOLLOW_UP_MARGIN = 0.1
 
 
-def follow_up_query(question: str, history: Sequence[str] | None) -> str:
-    """The text retrieval sees: a short follow-up is read together with the previous question.
-
-    "And who did he meet there?" after "Where did Díaz-Canel pay tribute?" is
-    searched as both, so the pronouns find their referent; a question that
-    stands on its own is searched alone.
-    """
-    if not history:
-        return question
-    previous = next((h.strip() for h in reversed(history) if h and h.strip()), "")
-    if not previous:
-        return question
-    words = [w.strip("?.,!;:'\"") for w in question.lower().split()]
-    leans_back = bool(words) and (words[0] in _CONNECTIVES or any(w in _ANAPHORS for w in words))
-    return f"{previous} {question}" if leans_back else question
+def follow_up_query(question: str, previous: str) -> str:
+    """The text retrieval sees when a question is read together with the previous one."""
+    return f"{previous} {question}"
 
 
 class Bot:
@@ -285,10 +276,37 @@ class Bot:
         history = validate_history(history, self.max_question_chars)
         self.warm_up()
         assert self._answerer is not None and self._embedder is not None
-        queries = [follow_up_query(t, history) for t in texts]
-        vectors = self._embed(queries)
-        found = self._answerer.retriever.search_many(queries, vectors, k)
+        found = self._search_in_context(texts, history[-1] if history else None, k, threshold)
         return [self._answerer.answer(text, results, threshold) for text, results in zip(texts, found)]
+
+    def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None) -> list:
+        """Retrieval results for each question: alone, or read with the previous question when that scores better.
+
+        A question is read with the previous one only when alone it would abstain, the
+        combined reading is more confident, and that confidence stays within
+        FOLLOW_UP_MARGIN of the previous question's own: "And when?" borrows its
+        subject, while "What is their address?" or an off-topic question keeps its own
+        words and never inherits the previous answer.
+        """
+        assert self._answerer is not None
+        retriever, answerer = self._answerer.retriever, self._answerer
+        if previous is None:
+            return retriever.search_many(texts, self._embed(texts), k)
+        n = len(texts)
+        queries = [*texts, *(follow_up_query(t, previous) for t in texts), previous]
+        found = retriever.search_many(queries, self._embed(queries), k)
+        alone, combined, before = found[:n], found[n:2 * n], found[-1]
+        threshold = answerer.settings.threshold if threshold is None else threshold
+
+        def confidence(results) -> float:
+            return answerer.confidence(results[0][1]) if results else 0.0
+
+        floor = confidence(before) - FOLLOW_UP_MARGIN
+        chosen = []
+        for own, joint in zip(alone, combined):
+            mine, theirs = confidence(own), confidence(joint)
+            chosen.append(joint if not mine >= threshold and theirs > mine and theirs >= floor else own)
+        return chosen
 
     def _embed(self, queries: list[str]) -> np.ndarray:
         assert self._embedder is not None
