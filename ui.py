@@ -60,17 +60,31 @@ CSS = """
 """
 
 
+# Gradio labels each chat message for screen readers with its content, which for these
+# replies is HTML: screen readers would read the markup. This sets each message's label to
+# the text the message shows instead, whenever Gradio (re)renders it.
+ARIA_JS = """() => {
+  const tag = "\\u0027s message: ";
+  const relabel = () => document.querySelectorAll(`#chat [aria-label*="${tag}"]`).forEach((el) => {
+    const label = el.getAttribute("aria-label");
+    const shown = label.slice(0, label.indexOf(tag)) + tag + el.innerText.replace(/\\s+/g, " ").trim();
+    if (label !== shown) el.setAttribute("aria-label", shown);
+  });
+  new MutationObserver(relabel).observe(document.documentElement,
+    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["aria-label", "open"]});
+  relabel();
+}"""
+
+
 def _text(value: str) -> str:
     """Document or user text as HTML that shows literally: escaped, newlines kept as <br>."""
     return html.escape(value).replace("\n", "<br>")
 
 
 def _head(hit: Hit, note: str) -> str:
+    # No retrieval score: its scale (it can pass 1) is not the answer's confidence, the one number shown.
     p = hit.passage
-    return (
-        f'<div class="qa-passage-head">{_text(p.title)} · {_text(p.label)}'
-        f" · score {hit.score:.2f}{note}</div>"
-    )
+    return f'<div class="qa-passage-head">{_text(p.title)} · {_text(p.label)}{note}</div>'
 
 
 def _highlighted(hit: Hit, spans: list[tuple[int, int]]) -> str:
@@ -128,14 +142,17 @@ def render_answer(answer: Answer) -> str:
             f'<div class="qa-passage qa-suggestion">{_head(h, "")}{_text(_snippet(h.passage.text))}</div>'
             for h in answer.passages[:SUGGESTIONS]
         ]
+    # An abstention already shows its closest passages: Sources then holds only the others.
+    listed = answer.passages if answer.answered else answer.passages[SUGGESTIONS:]
     sources = []
-    for hit in sorted(answer.passages, key=lambda h: (h.passage.id not in cited, h.rank)):
+    for hit in sorted(listed, key=lambda h: (h.passage.id not in cited, h.rank)):
         spans = cited.get(hit.passage.id, [])
         note = " · cited" if spans else ""
         sources.append(f'<div class="qa-passage">{_head(hit, note)}{_highlighted(hit, spans)}</div>')
     if sources:
+        title = "Sources" if answer.answered else "More passages"
         top.append(
-            f'<details class="qa-sources"><summary>Sources ({len(sources)})</summary>{"".join(sources)}</details>'
+            f'<details class="qa-sources"><summary>{title} ({len(sources)})</summary>{"".join(sources)}</details>'
         )
     return f'<div class="{"qa-answer" if answer.answered else "qa-abstain"}">{"".join(top)}</div>'
 
@@ -250,6 +267,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         gr.HTML(f"<h1>Ask the documents</h1>{_sources_line(bot)}")
         chatbot = gr.Chatbot(
             label="Chat",
+            show_label=False,  # its floating badge covered the first line of a scrolled chat
             height=560,
             render_markdown=False,
             allow_tags=False,
@@ -350,6 +368,7 @@ def launch(
         quiet=True,
         theme=gr.themes.Default(),
         css=CSS,
+        js=ARIA_JS,
         max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
         app_kwargs={"middleware": [Middleware(_NoUploads)]},
     )

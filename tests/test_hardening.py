@@ -347,3 +347,16 @@ def test_11_follow_up_pairs_are_read_better_than_by_the_old_rule(office_bot):
     assert total == {"follow-up": 10, "standalone": 15}
     assert now["standalone"] == 15 and now["follow-up"] >= 9
     assert now["standalone"] > before["standalone"] and now["follow-up"] >= before["follow-up"]
+
+
+def test_11_the_margin_is_the_best_measured(office_bot, monkeypatch):
+    """The FOLLOW_UP_MARGIN sweep quoted in qa/bot.py and docs/reliability.md (`-s` prints it)."""
+    import qa.bot
+
+    chosen = qa.bot.FOLLOW_UP_MARGIN
+    right = {}
+    for margin in (0.0, 0.05, 0.1, 0.2, 0.3, 1.0):
+        monkeypatch.setattr(qa.bot, "FOLLOW_UP_MARGIN", margin)
+        right[margin] = sum(_right(office_bot.ask(p["question"], history=[p["history"]]), p["expect"]) for p in PAIRS)
+    print(f"\npairs right (of {len(PAIRS)}) by FOLLOW_UP_MARGIN: {right}")
+    assert right[chosen] == max(right.values())
