@@ -360,3 +360,20 @@ def test_11_the_margin_is_the_best_measured(office_bot, monkeypatch):
         right[margin] = sum(_right(office_bot.ask(p["question"], history=[p["history"]]), p["expect"]) for p in PAIRS)
     print(f"\npairs right (of {len(PAIRS)}) by FOLLOW_UP_MARGIN: {right}")
     assert right[chosen] == max(right.values())
+
+
+# --------------------------------------------------------------------------- 14. known third-party warnings
+
+
+def test_14_gradios_pandas_deprecations_are_filtered_and_others_still_show():
+    """The pytest config silences Gradio's queue's pandas deprecations (700+ a run), nothing else."""
+    import warnings
+
+    from pandas.errors import Pandas4Warning
+
+    with warnings.catch_warnings(record=True) as seen:  # keeps the filters pytest set from pyproject.toml
+        warnings.warn_explicit("The copy keyword is deprecated", Pandas4Warning, "gradio/queueing.py", 178, module="gradio.queueing")
+        warnings.warn_explicit("'future.no_silent_downcasting' is deprecated", Pandas4Warning, "gradio/queueing.py", 176, module="gradio.queueing")
+        warnings.warn_explicit("a deprecation of our own", DeprecationWarning, "qa/bot.py", 1, module="qa.bot")
+        warnings.warn_explicit("another library's", Pandas4Warning, "gradio/blocks.py", 1, module="gradio.blocks")
+    assert sorted(str(w.message) for w in seen) == ["a deprecation of our own", "another library's"]
