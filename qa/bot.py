@@ -302,23 +302,23 @@ class Bot:
         """
         assert self._answerer is not None
         retriever, answerer = self._answerer.retriever, self._answerer
-        if previous is None:
+        back = [i for i, t in enumerate(texts) if leans_back(t)] if previous is not None else []
+        if not back:
             return retriever.search_many(texts, self._embed(texts), k)
         n = len(texts)
-        queries = [*texts, *(follow_up_query(t, previous) for t in texts), previous]
+        queries = [*texts, *(follow_up_query(texts[i], previous) for i in back), previous]
         found = retriever.search_many(queries, self._embed(queries), k)
-        alone, combined, before = found[:n], found[n:2 * n], found[-1]
+        chosen, combined, before = found[:n], found[n:-1], found[-1]
         threshold = answerer.settings.threshold if threshold is None else threshold
 
         def confidence(results) -> float:
             return answerer.confidence(results[0][1]) if results else 0.0
 
         floor = confidence(before) - FOLLOW_UP_MARGIN
-        chosen = []
-        for text, own, joint in zip(texts, alone, combined):
-            mine, theirs = confidence(own), confidence(joint)
-            better = not mine >= threshold and theirs > mine and theirs >= floor
-            chosen.append(joint if better and leans_back(text) else own)
+        for i, joint in zip(back, combined):
+            mine, theirs = confidence(chosen[i]), confidence(joint)
+            if not mine >= threshold and theirs > mine and theirs >= floor:
+                chosen[i] = joint
         return chosen
 
     def _embed(self, queries: list[str]) -> np.ndarray:
