@@ -27,8 +27,9 @@ from typing import Sequence
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
+from starlette.middleware import Middleware  # noqa: E402
 
-from qa import Answer, Bot, Hit, QAError, settings  # noqa: E402
+from qa import Answer, Bot, Hit, QAError, remember, settings  # noqa: E402
 
 log = logging.getLogger("ui")
 
@@ -59,17 +60,31 @@ CSS = """
 """
 
 
+# Gradio labels each chat message for screen readers with its content, which for these
+# replies is HTML: screen readers would read the markup. This sets each message's label to
+# the text the message shows instead, whenever Gradio (re)renders it.
+ARIA_JS = """() => {
+  const tag = "\\u0027s message: ";
+  const relabel = () => document.querySelectorAll(`#chat [aria-label*="${tag}"]`).forEach((el) => {
+    const label = el.getAttribute("aria-label");
+    const shown = label.slice(0, label.indexOf(tag)) + tag + el.innerText.replace(/\\s+/g, " ").trim();
+    if (label !== shown) el.setAttribute("aria-label", shown);
+  });
+  new MutationObserver(relabel).observe(document.documentElement,
+    {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["aria-label", "open"]});
+  relabel();
+}"""
+
+
 def _text(value: str) -> str:
     """Document or user text as HTML that shows literally: escaped, newlines kept as <br>."""
     return html.escape(value).replace("\n", "<br>")
 
 
 def _head(hit: Hit, note: str) -> str:
+    # No retrieval score: its scale (it can pass 1) is not the answer's confidence, the one number shown.
     p = hit.passage
-    return (
-        f'<div class="qa-passage-head">{_text(p.title)} · {_text(p.label)}'
-        f" · score {hit.score:.2f}{note}</div>"
-    )
+    return f'<div class="qa-passage-head">{_text(p.title)} · {_text(p.label)}{note}</div>'
 
 
 def _highlighted(hit: Hit, spans: list[tuple[int, int]]) -> str:
@@ -127,14 +142,17 @@ def render_answer(answer: Answer) -> str:
             f'<div class="qa-passage qa-suggestion">{_head(h, "")}{_text(_snippet(h.passage.text))}</div>'
             for h in answer.passages[:SUGGESTIONS]
         ]
+    # An abstention already shows its closest passages: Sources then holds only the others.
+    listed = answer.passages if answer.answered else answer.passages[SUGGESTIONS:]
     sources = []
-    for hit in sorted(answer.passages, key=lambda h: (h.passage.id not in cited, h.rank)):
+    for hit in sorted(listed, key=lambda h: (h.passage.id not in cited, h.rank)):
         spans = cited.get(hit.passage.id, [])
         note = " · cited" if spans else ""
         sources.append(f'<div class="qa-passage">{_head(hit, note)}{_highlighted(hit, spans)}</div>')
     if sources:
+        title = "Sources" if answer.answered else "More passages"
         top.append(
-            f'<details class="qa-sources"><summary>Sources ({len(sources)})</summary>{"".join(sources)}</details>'
+            f'<details class="qa-sources"><summary>{title} ({len(sources)})</summary>{"".join(sources)}</details>'
         )
     return f'<div class="{"qa-answer" if answer.answered else "qa-abstain"}">{"".join(top)}</div>'
 
@@ -179,6 +197,39 @@ def source_rows(bot: Bot) -> list[list]:
     ]
 
 
+class _Blocks(gr.Blocks):
+    """gr.Blocks whose `/ask` takes missing values (`{"data": []}`) as None, so that `ask` names the reason.
+
+    Gradio itself refuses such a call before `ask` runs: with `{"error": null}` for the
+    caller and a 20-line traceback in the log, every time.
+    """
+
+    def validate_inputs(self, block_fn, inputs):
+        missing = len(block_fn.inputs) - len(inputs)
+        if block_fn.api_name == "ask" and missing > 0 and isinstance(inputs, list):
+            inputs.extend([None] * missing)
+        super().validate_inputs(block_fn, inputs)
+
+
+class _NoUploads:
+    """ASGI middleware that refuses Gradio's upload route before reading a byte of the body.
+
+    The chat takes no files, and Gradio's `/gradio_api/upload` stores files of any size,
+    without a login check on a server that has none.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": b"uploads are disabled: this chat takes no files\n"})
+            return
+        await self.app(scope, receive, send)
+
+
 def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
 
@@ -195,7 +246,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
             return "", messages, asked
         try:
             reply = render_answer(bot.ask(question, history=asked))
-            asked = asked + [question]
+            asked = remember(asked, question)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
         messages = messages + [
@@ -208,13 +259,17 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON."""
         # A JSON string, not a dict: gradio_client takes any dict with a "path" key for a
         # file to download, and citations and passages carry the source file's path.
-        if history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
+        if question is None:
+            message = "no question: /ask takes the question and, optionally, the earlier questions"
+        elif history is not None and not (isinstance(history, list) and all(isinstance(h, str) for h in history)):
             message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
-            raise gr.Error(message, print_exception=False)
-        try:
-            return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
-        except (ValueError, QAError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        else:
+            try:
+                return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
+            except (ValueError, QAError) as exc:
+                message = str(exc)
+        log.info("/ask refused: %.200s", message)
+        raise gr.Error(message, print_exception=False)
 
     def faq_rows(query: str = "") -> list[list[str]]:
         """The FAQ pairs matching `query` (every word, any case), as table rows."""
@@ -223,11 +278,12 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
     def choose_example(event: gr.SelectData) -> str:
         return event.value["text"]
 
-    with gr.Blocks(title="Ask the documents", analytics_enabled=False) as app:
+    with _Blocks(title="Ask the documents", analytics_enabled=False) as app:
         gr.HTML(f"<h1>Ask the documents</h1>{_sources_line(bot)}")
         with gr.Tab("Chat", elem_id="chat-tab"):
             chatbot = gr.Chatbot(
                 label="Chat",
+                show_label=False,  # its floating badge covered the first line of a scrolled chat
                 height=560,
                 render_markdown=False,
                 allow_tags=False,
@@ -339,6 +395,9 @@ def launch(
         quiet=True,
         theme=gr.themes.Default(),
         css=CSS,
+        js=ARIA_JS,
+        max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
+        app_kwargs={"middleware": [Middleware(_NoUploads)]},
     )
     log.info("the chat is ready at %s", url)
     if block:

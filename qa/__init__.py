@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from .bot import Bot
+from .bot import Bot, remember
 from .errors import (
     DocumentError,
     IndexBusyError,
@@ -35,6 +35,7 @@ __all__ = [
     "Passage",
     "QAError",
     "ask",
+    "remember",
 ]
 
 _default_bot: Bot | None = None

@@ -45,25 +45,63 @@ def validate_question(question: object, max_chars: int) -> str:
     return text
 
 
+# How many earlier questions the follow-up rule reads (`Bot._search_in_context`): the last non-blank one.
+HISTORY_READ = 1
+
+
+def validate_history(history: object, max_chars: int) -> list[str]:
+    """The part of `history` the follow-up rule reads, checked; the rest is dropped.
+
+    Every entry must be a string within the question limit, so a huge entry
+    costs nothing before it is refused; only the last `HISTORY_READ` non-blank
+    entries are kept, stripped.
+
+    Raises:
+        ValueError: not a list of strings, an entry over `max_chars`, or a kept
+            entry holding invalid Unicode.
+    """
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)) or not all(isinstance(h, str) for h in history):
+        raise ValueError("history must be a list of earlier questions (strings), oldest first")
+    for i, entry in enumerate(history, 1):
+        if len(entry) > max_chars and len(entry.strip()) > max_chars:
+            raise ValueError(
+                f"history entry {i} is {len(entry.strip()):,} characters long; the limit is {max_chars:,} (as for a question)"
+            )
+    kept = [h for h in history if h.strip()][-HISTORY_READ:]
+    return [validate_question(h, max_chars) for h in kept]
+
+
+def remember(history: Sequence[str] | None, question: str) -> list[str]:
+    """The history a conversation keeps after `question`: only what the follow-up rule will read."""
+    kept = [h for h in (history or []) if h.strip()]
+    if question.strip():
+        kept.append(question.strip())
+    return kept[-HISTORY_READ:]
+
+
+# The follow-up rule (see `Bot._search_in_context`) may give back this much of the previous
+# question's own confidence when it reads a question with it. On the 25 pairs of
+# tests/fixtures/followup_pairs.jsonl (docs/reliability.md), follow-ups / stand-alone
+# questions right: 0.0 → 7/10, 15/15; 0.05 and 0.1 → 9/10, 15/15; 0.2 → 9/10, 13/15
+# (off-topic questions borrow the previous answer); no floor → 9/10, 12/15.
+FOLLOW_UP_MARGIN = 0.1
+
+
 _CONNECTIVES = {"and", "also", "then", "so", "but"}
 _ANAPHORS = {"he", "she", "it", "they", "him", "her", "them", "his", "hers", "their", "its", "there", "then", "that", "those", "these"}
 
 
-def follow_up_query(question: str, history: Sequence[str] | None) -> str:
-    """The text retrieval sees: a short follow-up is read together with the previous question.
-
-    "And who did he meet there?" after "Where did Díaz-Canel pay tribute?" is
-    searched as both, so the pronouns find their referent; a question that
-    stands on its own is searched alone.
-    """
-    if not history:
-        return question
-    previous = next((h.strip() for h in reversed(history) if h and h.strip()), "")
-    if not previous:
-        return question
+def leans_back(question: str) -> bool:
+    """True when a question may refer to an earlier one: it opens with "and", "so"… or holds a pronoun."""
     words = [w.strip("?.,!;:'\"") for w in question.lower().split()]
-    leans_back = bool(words) and (words[0] in _CONNECTIVES or any(w in _ANAPHORS for w in words))
-    return f"{previous} {question}" if leans_back else question
+    return bool(words) and (words[0] in _CONNECTIVES or any(w in _ANAPHORS for w in words))
+
+
+def follow_up_query(question: str, previous: str) -> str:
+    """The text retrieval sees when a question is read together with the previous one."""
+    return f"{previous} {question}"
 
 
 class Bot:
@@ -275,16 +313,38 @@ class Bot:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         texts = [validate_question(q, self.max_question_chars) for q in questions]
-        if history is not None and (isinstance(history, str) or not all(isinstance(h, str) for h in history)):
-            raise ValueError("history must be a list of earlier questions (strings), oldest first")
-        retriever = self.retriever
-        queries = [follow_up_query(t, history) for t in texts]
-        vectors = self.embedder.encode(queries, batch_size=64)
-        answers = []
-        for text, query, results in zip(texts, queries, retriever.search_many(queries, vectors, k)):
-            if query != text:
+        history = validate_history(history, self.max_question_chars)
+        found = self._search_in_context(texts, history[-1] if history else None, k, threshold)
+        return [self.answerer.answer(text, results, threshold) for text, results in zip(texts, found)]
+
+    def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None) -> list:
+        """Retrieval results for each question: alone, or read with the previous question when that scores better.
+
+        A question is read with the previous one only when it may refer back (a
+        pronoun, or a leading "and"), alone it would abstain, the combined reading is
+        more confident, and that confidence stays within FOLLOW_UP_MARGIN of the
+        previous question's own: "And when?" borrows its subject, while "What is
+        their address?" or an off-topic question keeps its own words and never
+        inherits the previous answer.
+        """
+        retriever, answerer = self.retriever, self.answerer
+        back = [i for i, t in enumerate(texts) if leans_back(t)] if previous is not None else []
+        if not back:
+            return retriever.search_many(texts, self.embedder.encode(texts, batch_size=64), k)
+        n = len(texts)
+        queries = [*texts, *(follow_up_query(texts[i], previous) for i in back), previous]
+        found = retriever.search_many(queries, self.embedder.encode(queries, batch_size=64), k)
+        chosen, combined, before = found[:n], found[n:-1], found[-1]
+        threshold = answerer.settings.threshold if threshold is None else threshold
+
+        def confidence(results) -> float:
+            return answerer.confidence(results[0][1]) if results else 0.0
+
+        floor = confidence(before) - FOLLOW_UP_MARGIN
+        for i, joint in zip(back, combined):
+            mine, theirs = confidence(chosen[i]), confidence(joint)
+            if not mine >= threshold and theirs > mine and theirs >= floor:
                 # The quote must hold the words of the question asked, not of the one before it.
-                weights = retriever.term_weights(text)
-                results = [(hit, replace(evidence, term_weights=weights)) for hit, evidence in results]
-            answers.append(self.answerer.answer(text, results, threshold))
-        return answers
+                weights = retriever.term_weights(texts[i])
+                chosen[i] = [(hit, replace(evidence, term_weights=weights)) for hit, evidence in joint]
+        return chosen

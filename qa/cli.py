@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 
 from .errors import QAError
@@ -34,13 +35,14 @@ def cmd_build(args) -> int:
     from . import settings
     from .embedding import Embedder
     from .indexing import build_index, is_stale
-    from .store import read_manifest
+    from .store import load_index
 
     folder = settings.index_dir(args.index)
     paths = settings.data_paths(args.paths)
     if args.if_stale and (folder / "manifest.json").exists():
         try:
-            manifest = read_manifest(folder)
+            # Verify every file, as loading for answers will: a damaged index is never "up to date".
+            manifest = load_index(folder).manifest
             fresh = not is_stale(folder) and manifest.get("inputs") == [str(p) for p in paths]
             if fresh and (args.model is None or args.model == manifest["model"]):
                 print(f"index in {folder} is up to date ({manifest['passage_count']} passages)")
@@ -145,39 +147,74 @@ def show_passage(passage, start: int, end: int) -> str:
     return "\n".join(head) + "\n\n" + text[:a] + "»" + text[a:b] + "«" + text[b:]
 
 
-def format_answer(answer) -> str:
-    """An Answer as terminal text: the quote, its citation and the confidence."""
+# Characters a terminal may act on rather than show: C0 and C1 controls (ESC starts
+# "set the window title" or "clear the screen"; C1 U+009B is a one-byte CSI), DEL, and
+# the bidirectional overrides that reorder what is shown. Newline and tab stay.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character a terminal would act on shown escaped, e.g. ESC as `\\x1b`."""
+    return _TERMINAL_CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def format_answer(answer, paths: dict[str, str] | None = None) -> str:
+    """An Answer as terminal text: the quote, its citation and the confidence, control characters escaped.
+
+    Args:
+        answer: the Answer.
+        paths: a citation's path (relative to the build's input) → the file's path on this machine.
+    """
+    paths = paths or {}
     lines = [answer.text]
     if answer.answered:
         c = answer.citations[0]
+        path = paths.get(c.path, c.path)
         page = f", page {c.page}" if c.page else ""
-        lines.append(f"  — {c.source}, {c.label} ({c.path}{page}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
+        lines.append(f"  — {c.source}, {c.label} ({path}{page}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
         lines.append(f"  (qa show {c.passage_id} --span {c.start}-{c.end})")
     else:
         lines.append(f"  (confidence {answer.confidence:.2f}) Closest passages:")
         for hit in answer.passages[:3]:
             snippet = hit.passage.text if len(hit.passage.text) < 120 else hit.passage.text[:117] + "..."
             lines.append(f"  · {hit.passage.title}, {hit.passage.label}: {snippet}")
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
+
+
+def _json(data) -> str:
+    """JSON for the terminal: non-ASCII kept readable, but C1 controls escaped (json leaves them raw)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return _TERMINAL_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def source_paths(bot) -> dict[str, str]:
+    """Each source's key (its path below the build's input, as citations carry it) → the file as the build named it."""
+    return {s["key"]: s["path"] for s in bot.index.manifest.get("sources", []) if "key" in s}
 
 
 def cmd_ask(args) -> int:
     bot = _bot(args)
     answer = bot.ask(args.question, args.k)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(_json(answer.to_dict()))
     else:
-        print(format_answer(answer))
+        print(format_answer(answer, source_paths(bot)))
     return 0
 
 
 def cmd_info(args) -> int:
     from . import settings
+    from .errors import IndexCorruptError
     from .indexing import is_stale
-    from .store import read_manifest
+    from .store import load_index, read_manifest
 
     folder = settings.index_dir(args.index)
     manifest = read_manifest(folder)
+    try:
+        load_index(folder)  # every checksum and every file, as answering will read them
+        damaged = None
+    except IndexCorruptError as exc:
+        damaged = str(exc)
     stale = is_stale(folder)
     info = {
         "index": str(folder),
@@ -188,23 +225,32 @@ def cmd_info(args) -> int:
         "paragraphs": manifest.get("paragraph_count"),
         "faq_pairs": manifest.get("faq_count"),
         "built_at": manifest.get("built_at"),
-        "fresh": not stale,
+        "fresh": not stale and damaged is None,
+        "damaged": damaged,
         "sources": [{"path": s["path"], "title": s["title"], "passages": s["passages"]} for s in manifest["sources"]],
     }
+    status = 1 if damaged else 0
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
-    print(f"index      {info['index']} ({'fresh' if info['fresh'] else 'STALE: the documents changed; run qa build'})")
+        print(_json(info))
+        return status
+    if damaged:
+        state = f"DAMAGED: {damaged}"
+    else:
+        state = "fresh" if info["fresh"] else "STALE: the documents changed; run qa build"
+    print(terminal_safe(f"index      {info['index']} ({state})"))
     print(f"model      {info['model']} ({info['dimension']} dimensions, {info['vector_index']})")
     print(f"passages   {info['passages']} ({info['paragraphs']} paragraphs, {info['faq_pairs']} FAQ pairs)")
     print(f"built      {info['built_at']}")
     for s in info["sources"]:
-        print(f"source     {s['path']}: {s['title']} ({s['passages']} passages)")
-    return 0
+        print(terminal_safe(f"source     {s['path']}: {s['title']} ({s['passages']} passages)"))
+    return status
 
 
 def cmd_chat(args) -> int:
+    from .bot import remember
+
     bot = _bot(args).warm_up()
+    paths = source_paths(bot)
     print("Ask a question about the documents (empty line or Ctrl-D to quit).")
     history: list[str] = []
     while True:
@@ -218,10 +264,10 @@ def cmd_chat(args) -> int:
         try:
             answer = bot.ask(question, history=history)
         except ValueError as exc:
-            print(f"error: {exc}")
+            print(terminal_safe(f"error: {exc}"))
             continue
-        history.append(question)
-        print(format_answer(answer))
+        history = remember(history, question)
+        print(format_answer(answer, paths))
 
 
 def cmd_serve(args) -> int:
@@ -322,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`qa info | head -1`): that is no error of ours. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1  # as Python's documentation advises: the output is incomplete
 
 
 if __name__ == "__main__":

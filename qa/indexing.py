@@ -17,7 +17,7 @@ from . import settings
 from .checks import check_documents, conflicts
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
-from .errors import DocumentError, QAError, UnreadableDocumentError
+from .errors import DocumentError, IndexCorruptError, QAError, UnreadableDocumentError
 from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
 from .store import (
@@ -103,9 +103,17 @@ def _text_hash(text: str) -> bytes:
 
 
 def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
-    """Embeddings of the current index by text hash, so unchanged text is not embedded again."""
+    """Embeddings of the current index by text hash, so unchanged text is not embedded again.
+
+    Only an index that passes verification (every checksum, every file parsed) lends
+    its vectors: a damaged one lends nothing, so the build embeds every text afresh
+    rather than sealing damaged vectors under new checksums.
+    """
     try:
-        old = load_index(folder, model=model, verify=False)
+        old = load_index(folder, model=model, verify=True)
+    except IndexCorruptError as exc:
+        log.warning("the current index is damaged (%s): building from scratch, reusing nothing", exc)
+        return {}
     except QAError:
         return {}
     texts = [t for p in old.passages for _, _, t in passage_keys(p)]
@@ -197,6 +205,15 @@ def skipped_line(record: dict) -> str:
     return f"{where}: {record['reason']}"
 
 
+def passages_of(documents: list[Document], sources: list[dict]) -> list[Passage]:
+    """The documents' passages, each naming its file below the folder given to the build.
+
+    Never by its absolute path, which would reveal the server's folders and user names in
+    citations and /ask; the manifest's sources keep the path as given, for the CLI.
+    """
+    return [replace(p, path=source["key"]) for source, document in zip(sources, documents) for p in document.passages]
+
+
 def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:
     """Parse every supported file under `paths`; files over `max_bytes` (see settings.max_doc_bytes) are refused.
 
@@ -208,7 +225,7 @@ def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> t
         DocumentError: a malformed file (naming file and line), or no documents at all.
     """
     documents, sources, _ = collect_documents(paths, max_bytes)
-    passages = [p for d in documents for p in d.passages]
+    passages = passages_of(documents, sources)
     if not passages:
         raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
     return unique_ids(passages), sources
@@ -263,7 +280,7 @@ def build_index(
     started = time.perf_counter()
     folder = Path(folder)
     documents, sources, skipped = collect_documents(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
-    passages = unique_ids([p for d in documents for p in d.passages])
+    passages = unique_ids(passages_of(documents, sources))
     if not passages:
         raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
     log.info("parsed %d files into %d passages (%d skipped)", len(sources), len(passages), len(skipped))

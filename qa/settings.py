@@ -39,7 +39,7 @@ SETTINGS = (
     Setting("QA_ALLOW_DOWNLOAD", "", "off", "1 lets sentence-transformers download a model"),
     Setting("QA_THRESHOLD", "--threshold", "0.5", "abstain below this confidence (0-1)"),
     Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
-            "longest question accepted"),
+            "longest question (and history entry) accepted"),
     Setting("QA_MAX_DOC_BYTES", "--max-doc-bytes", "52428800 (50 MiB)", "largest document accepted, in bytes"),
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),

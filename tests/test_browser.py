@@ -222,3 +222,35 @@ def test_hostile_document_and_question_show_as_text_and_run_nothing(page, reques
     assert page.locator("#chat script, #chat img[src='x']").count() == 0
     screenshot(page, "hostile.png")
     assert_stayed_local(requested)
+
+
+def test_chat_cosmetics_badge_abstention_one_scale_and_plain_aria_labels(page, requested, article_url, bot):
+    """Issue 12, item 13: no label badge over the messages, each passage once, one number, labels without markup."""
+    off_topic = "How do I bake sourdough bread?"
+    abstention = bot.ask(off_topic)
+    assert not abstention.answered and len(abstention.passages) > 3
+    open_chat(page, article_url)
+    for question in (KNOWN, "How long did the Nazi siege last?", "What criticisms does the rapprochement face?"):
+        ask(page, question)
+    reply = ask(page, off_topic)
+    page.locator("#chat [role=log], #chat .bubble-wrap").first.evaluate("e => e.scrollTop = 40")
+
+    assert page.locator('#chat [data-testid="block-label"]:visible').count() == 0, "the 'Chat' badge covers messages"
+
+    open_sources(reply)
+    heads = reply.locator(".qa-passage-head").all_inner_texts()
+    assert len(heads) == len(abstention.passages) == len(set(heads)), heads
+
+    shown = page.locator("#chat").inner_text()
+    assert "score" not in shown
+    assert reply.inner_text().count(f"{abstention.confidence:.2f}") == 1
+
+    labels = page.locator("#chat [aria-label*=\"'s message: \"]")
+    assert labels.count() == 8
+    for i in range(labels.count()):
+        label = labels.nth(i).get_attribute("aria-label")
+        assert "<" not in label and "class=" not in label, label
+    bot_label = labels.nth(1).get_attribute("aria-label")
+    assert bot_label.startswith("bot's message: ") and bot.ask(KNOWN).text in bot_label
+    screenshot(page, "cosmetics.png")
+    assert_stayed_local(requested)

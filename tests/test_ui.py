@@ -136,7 +136,8 @@ def test_render_highlights_the_quote_inside_its_passage(bot):
     assert f"<mark>{html.escape(answer.citations[0].quote)}</mark>" in page
     assert '<p class="qa-citation">Source: Diaz Canel Russia Visit · paragraph ' in page
     assert "<details" in page and "Sources (" in page
-    assert page.count("score ") == len(answer.passages)
+    assert page.count('class="qa-passage"') == len(answer.passages)
+    assert "score" not in page, "one scale: the answer's confidence is the only number"
 
 
 def test_render_abstention_says_not_covered_and_suggests_closest_passages(bot):
@@ -147,6 +148,9 @@ def test_render_abstention_says_not_covered_and_suggests_closest_passages(bot):
     assert "Not covered by the documents" in page
     assert page.count("qa-suggestion") == min(ui.SUGGESTIONS, len(answer.passages))
     assert "<mark>" not in page and "qa-citation" not in page
+    heads = [h.split("</div>")[0] for h in page.split('<div class="qa-passage-head">')[1:]]
+    assert len(heads) == len(answer.passages) == len(set(heads)), "each passage is listed once"
+    assert "More passages (" in page and "Sources (" not in page
 
 
 def test_example_questions_come_from_the_index_faq(bot):
