@@ -16,6 +16,7 @@ once, before the server starts.
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import ipaddress
 import json
@@ -40,9 +41,10 @@ DEFAULT_PORT = settings.DEFAULT_PORT
 # 3.0 s at 1 against 1.6-1.8 s at 2 or 4, since one slow question no longer holds up the rest.
 CONCURRENCY = 2
 MAX_EXAMPLES = 8
-SUGGESTIONS = 3
+SUGGESTIONS = 3  # closest passages shown with an abstention, and "did you mean…?" buttons at most
 SHOWN_QUESTION_CHARS = 1000
 NOT_COVERED = "Not covered by the documents."
+NOT_SURE = "Did you mean…?"
 
 CSS = """
 .qa-answer, .qa-abstain, .qa-error { border-left: 4px solid; padding-left: .7em; }
@@ -125,7 +127,19 @@ def render_answer(answer: Answer) -> str:
     cited: dict[str, list[tuple[int, int]]] = {}
     for c in answer.citations:
         cited.setdefault(c.passage_id, []).append((c.start, c.end))
-    if answer.answered:
+    if answer.outcome == "suggested":
+        items = "".join(
+            f'<li class="qa-suggestion">{_text(sug.text)} <span class="qa-note">({_text(sug.source)} · '
+            f"{_text(sug.label)} · confidence {sug.confidence:.2f})</span></li>"
+            for sug in answer.suggestions
+        )
+        top = [
+            f'<p class="qa-abstain-title">{NOT_SURE}</p>',
+            f'<ol class="qa-suggestions">{items}</ol>',
+            '<p class="qa-note">The documents hold more than one candidate and none is a sure answer: '
+            "pick one below the chat to see its answer and source.</p>",
+        ]
+    elif answer.answered:
         top = [f'<p class="qa-quote">{_text(answer.text)}</p>']
         top += [
             f'<p class="qa-citation">Source: {_text(c.source)} · {_text(c.label)}'
@@ -143,7 +157,7 @@ def render_answer(answer: Answer) -> str:
             for h in answer.passages[:SUGGESTIONS]
         ]
     # An abstention already shows its closest passages: Sources then holds only the others.
-    listed = answer.passages if answer.answered else answer.passages[SUGGESTIONS:]
+    listed = answer.passages if answer.outcome != "abstained" else answer.passages[SUGGESTIONS:]
     sources = []
     for hit in sorted(listed, key=lambda h: (h.passage.id not in cited, h.rank)):
         spans = cited.get(hit.passage.id, [])
@@ -241,11 +255,22 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         The Gradio app, not launched (see `launch`).
     """
 
+    def offer(answer: Answer | None, history: list[str]) -> tuple:
+        """The "did you mean…?" state and buttons for an answer: its suggestions, or none."""
+        suggestions = list(answer.suggestions) if answer is not None else []
+        pending = {"question": answer.question, "history": history,
+                   "suggestions": [[s.passage_id, s.text] for s in suggestions]} if suggestions else None
+        buttons = [gr.Button(value=_snippet(s.text, 90), visible=True) for s in suggestions]
+        buttons += [gr.Button(value="", visible=False)] * (SUGGESTIONS - len(buttons))
+        return (pending, *buttons)
+
     def respond(question: str, messages: list, asked: list[str]):
         if not question.strip():
-            return "", messages, asked
+            return ("", messages, asked, *offer(None, asked))
+        answer, before = None, asked
         try:
-            reply = render_answer(bot.ask(question, history=asked))
+            answer = bot.ask(question, history=asked)
+            reply = render_answer(answer)
             asked = remember(asked, question)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
@@ -253,10 +278,28 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
             {"role": "user", "content": render_question(question)},
             {"role": "assistant", "content": reply},
         ]
-        return "", messages, asked
+        return ("", messages, asked, *offer(answer, before))
 
-    def ask(question: str, history: list[str] | None = None) -> str:
-        """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON."""
+    def pick(index: int, messages: list, pending: dict | None):
+        """Answer the pending question from the suggestion the user picked, with its citation."""
+        if not pending or index >= len(pending["suggestions"]):
+            return (messages, *offer(None, []))
+        passage_id, text = pending["suggestions"][index]
+        try:
+            reply = render_answer(bot.ask(pending["question"], history=pending["history"], choose=passage_id))
+        except (ValueError, QAError) as exc:
+            reply = render_error(exc)
+        messages = messages + [
+            {"role": "user", "content": render_question(text)},
+            {"role": "assistant", "content": reply},
+        ]
+        return (messages, *offer(None, []))
+
+    def ask(question: str, history: list[str] | None = None, choose: str | None = None) -> str:
+        """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON.
+
+        `choose`, a suggestion's `passage_id` from an earlier reply, answers from that passage.
+        """
         # A JSON string, not a dict: gradio_client takes any dict with a "path" key for a
         # file to download, and citations and passages carry the source file's path.
         if question is None:
@@ -265,7 +308,8 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
             message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
         else:
             try:
-                return json.dumps(bot.ask(question, history=history or []).to_dict(), ensure_ascii=False)
+                answer = bot.ask(question, history=history or [], choose=choose or None)
+                return json.dumps(answer.to_dict(), ensure_ascii=False)
             except (ValueError, QAError) as exc:
                 message = str(exc)
         log.info("/ask refused: %.200s", message)
@@ -304,14 +348,22 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
                     elem_id="question",
                 )
                 clear = gr.Button("Clear chat", scale=1, elem_id="clear")
+            pending = gr.State(None)
+            with gr.Row(elem_id="suggestions"):
+                choices = [gr.Button(visible=False, size="sm", elem_id=f"suggestion-{i + 1}") for i in range(SUGGESTIONS)]
             # One concurrency group: the chat and /ask share the `concurrency` slots.
             chat = dict(concurrency_id="bot", api_visibility="private")
-            question.submit(respond, [question, chatbot, asked], [question, chatbot, asked], **chat)
+            replies = [question, chatbot, asked, pending, *choices]
+            question.submit(respond, [question, chatbot, asked], replies, **chat)
             chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
-                respond, [question, chatbot, asked], [question, chatbot, asked], **chat
+                respond, [question, chatbot, asked], replies, **chat
             )
-            clear.click(lambda: ("", [], []), None, [question, chatbot, asked], queue=False, api_visibility="private")
-            chatbot.clear(lambda: [], None, asked, queue=False, api_visibility="private")
+            for i, button in enumerate(choices):
+                button.click(functools.partial(pick, i), [chatbot, pending], [chatbot, pending, *choices], **chat)
+            hidden = [gr.Button(visible=False)] * SUGGESTIONS
+            clear.click(lambda: ("", [], [], None, *hidden), None, replies, queue=False, api_visibility="private")
+            chatbot.clear(lambda: ([], None, *hidden), None, [asked, pending, *choices], queue=False,
+                          api_visibility="private")
         with gr.Tab("Documents", elem_id="documents-tab"):
             gr.Dataframe(
                 value=source_rows(bot), headers=SOURCE_HEADERS, interactive=False, wrap=True,

@@ -20,7 +20,7 @@ from .errors import (
     IndexNotFoundError,
     QAError,
 )
-from .types import Answer, Citation, Hit, Passage
+from .types import Answer, Citation, Hit, Passage, Suggestion
 
 __all__ = [
     "Answer",
@@ -34,6 +34,7 @@ __all__ = [
     "IndexNotFoundError",
     "Passage",
     "QAError",
+    "Suggestion",
     "ask",
     "remember",
 ]

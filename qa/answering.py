@@ -1,22 +1,29 @@
-"""Grounded answers: a verbatim quote of the best passage, or an honest abstention.
+"""Grounded answers: a verbatim quote, a "did you mean…?", or an honest abstention.
 
-An FAQ match answers with the FAQ's answer, whole. A paragraph match answers
-with the one or two sentences of it that best answer the question. Either way
-the answer's text is cut from the passage by offsets and checked against it,
-so it cannot say anything the documents do not.
+For each of the best few retrieved passages the answerer cuts the quote it
+would give (an FAQ pair: its answer, whole; a paragraph: the one or two
+sentences that best answer the question) and asks the answer model
+(qa/answerability.py) how likely that quote answers the question. The most
+likely one is answered when the model is sure enough and no other candidate
+is nearly as likely; when it is less sure, or two are too close to call, the
+candidates become suggestions; when nothing is likely, the bot abstains.
+Every quote is cut from its passage by offsets and checked against it, so it
+cannot say anything the documents do not.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from functools import lru_cache
-from dataclasses import dataclass
 
+from .answerability import AnswerModel, Candidate, candidate_features, default_model
+from .questions import holds_kind, question_kind
 from .lexical import analyze, coverage
 from .retrieval import Evidence
-from .types import Answer, Citation, Hit, Passage
+from .types import Answer, Citation, Hit, Passage, Suggestion
 
 NOT_COVERED = "The documents do not cover this question."
+NOT_SURE = "I am not sure which of these you mean."
 
 
 class GroundingError(AssertionError):
@@ -25,15 +32,28 @@ class GroundingError(AssertionError):
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """How answers are cut and when the bot abstains; see docs/quality.md for how these were chosen."""
+    """How answers are cut and chosen; see docs/quality.md for how these were chosen.
 
-    threshold: float = 0.5  # answer when confidence >= threshold
-    confidence_center: float = 0.495  # evidence at which confidence is 0.5
-    confidence_scale: float = 12.0  # steepness of the confidence curve
-    coverage_weight: float = 0.4  # weight of the question-term coverage in the confidence evidence
+    Attributes:
+        model: weighs a candidate's features into the probability that its quote answers the question,
+            and holds the answer / suggest thresholds and the closeness rule.
+        threshold: overrides `model.answer_at` when set (`QA_THRESHOLD`, `--threshold`).
+        candidates: how many of the best retrieved passages are weighed.
+        max_suggestions: at most this many suggestions.
+    """
+
+    model: AnswerModel = field(default_factory=default_model)
+    threshold: float | None = None
+    candidates: int = 5
+    max_suggestions: int = 3
     sentence_lexical_weight: float = 0.75  # weight of term coverage when picking sentences
+    sentence_kind_weight: float = 0.0  # bonus of a sentence holding the kind of thing asked for (a date, a number)
     second_sentence_margin: float = 0.4  # add the better neighbour sentence when it scores within this of the best
     max_answer_words: int = 80  # never extend an answer past this many words
+
+    @property
+    def answer_at(self) -> float:
+        return self.model.answer_at if self.threshold is None else self.threshold
 
 
 def quote(passage: Passage, start: int, end: int) -> str:
@@ -55,19 +75,39 @@ def _terms(sentence: str) -> frozenset[str]:
     return frozenset(analyze(sentence))
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One candidate: the retrieved passage, the quote it would give, its features and their probability."""
+
+    hit: Hit
+    evidence: Evidence
+    start: int
+    end: int
+    features: Candidate
+    probability: float
+
+    @property
+    def passage(self) -> Passage:
+        return self.hit.passage
+
+
+def first_sentence(passage: Passage) -> str:
+    """A paragraph's first sentence (what a suggestion shows of it), or the FAQ question."""
+    if passage.kind == "faq":
+        return passage.question or passage.text
+    if passage.sentences:
+        span = passage.sentences[0]
+        return quote(passage, span.start, span.end)
+    return passage.text
+
+
 class Answerer:
     """Turns retrieved passages (with their Evidence) into an Answer."""
 
     def __init__(self, settings: AnswerSettings | None = None):
         self.settings = settings or AnswerSettings()
 
-    def confidence(self, evidence: Evidence) -> float:
-        """A number in [0, 1] from the best passage's dense similarity and term coverage."""
-        s = self.settings
-        x = evidence.dense + s.coverage_weight * evidence.coverage
-        return 1.0 / (1.0 + math.exp(-s.confidence_scale * (x - s.confidence_center)))
-
-    def best_span(self, passage: Passage, evidence: Evidence) -> tuple[int, int]:
+    def best_span(self, passage: Passage, evidence: Evidence, kind: str = "other", question: str = "") -> tuple[int, int]:
         """Source offsets of the sentence(s) of a paragraph that best answer the question."""
         s = self.settings
         sentences = passage.sentences
@@ -76,8 +116,11 @@ class Answerer:
         cosine, weights = evidence.sentence_cosines, evidence.term_weights
         scores = []
         for i, span in enumerate(sentences):
-            words = _terms(quote(passage, span.start, span.end))
-            scores.append(cosine.get(i, 0.0) + s.sentence_lexical_weight * coverage(weights, words))
+            text = quote(passage, span.start, span.end)
+            score = cosine.get(i, 0.0) + s.sentence_lexical_weight * coverage(weights, _terms(text))
+            if s.sentence_kind_weight and holds_kind(kind, text, question):
+                score += s.sentence_kind_weight
+            scores.append(score)
         best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
         first = last = best
         neighbours = [j for j in (best - 1, best + 1) if 0 <= j < len(sentences)]
@@ -88,38 +131,102 @@ class Answerer:
                 first, last = start, end
         return sentences[first].start, sentences[last].end
 
-    def answer(self, question: str, results: list[tuple[Hit, Evidence]], threshold: float | None = None) -> Answer:
-        """The Answer for `question` from ranked retrieval results.
+    def score(self, question: str, results: list[tuple[Hit, Evidence]]) -> list[Scored]:
+        """The best `settings.candidates` results, each with its quote and probability.
 
-        Args:
-            question: the question as asked.
-            results: (hit, evidence) pairs, best first.
-            threshold: overrides the configured abstention threshold.
+        Most probable first when the model reranks (ties keep retrieval's order), else in retrieval's order.
         """
-        threshold = self.settings.threshold if threshold is None else threshold
-        hits = tuple(hit for hit, _ in results)
-        if not results:
-            return Answer(question, NOT_COVERED, False, 0.0, (), hits)
-        top, evidence = results[0]
-        confidence = self.confidence(evidence)
-        if not confidence >= threshold:  # NaN evidence never answers
-            return Answer(question, NOT_COVERED, False, confidence, (), hits)
-        passage = top.passage
-        if passage.kind == "faq":
-            start, end = passage.start, passage.end
-        else:
-            start, end = self.best_span(passage, evidence)
+        kind = question_kind(question)
+        model = self.settings.model
+        scored = []
+        for hit, evidence in results[: self.settings.candidates]:
+            passage = hit.passage
+            if passage.kind == "faq":
+                start, end = passage.start, passage.end
+                quote_cosine = evidence.asked_cosine
+                asked = "\n".join([passage.question or "", *passage.alternates])
+            else:
+                start, end = self.best_span(passage, evidence, kind, question)
+                chosen = [i for i, span in enumerate(passage.sentences) if start <= span.start and span.end <= end]
+                cosines = [evidence.sentence_cosines[i] for i in chosen if i in evidence.sentence_cosines]
+                quote_cosine = max(cosines) if cosines else evidence.text_cosine
+                asked = ""
+            features = candidate_features(
+                question, evidence.term_weights, evidence.unseen_terms,
+                is_faq=passage.kind == "faq", dense=evidence.dense, quote_cosine=quote_cosine,
+                passage_coverage=evidence.coverage, quote=quote(passage, start, end), asked_text=asked,
+                passage_text=passage.text, score=hit.score,
+            )
+            scored.append(Scored(hit, evidence, start, end, features, model.probability(features)))
+        if not model.rerank:
+            return scored
+        order = sorted(range(len(scored)), key=lambda i: (-scored[i].probability, i))
+        return [scored[i] for i in order]
+
+    def confidence(self, question: str, results: list[tuple[Hit, Evidence]]) -> float:
+        """The confidence of the answer `results` would give `question` (0 when there is none)."""
+        scored = self.score(question, results)
+        return scored[0].probability if scored else 0.0
+
+    def cite(self, candidate: Scored) -> Citation:
+        """The citation of a candidate's quote, checked against its passage."""
+        passage = candidate.passage
         citation = Citation(
             passage_id=passage.id,
             kind=passage.kind,
             source=passage.title,
             path=passage.path,
             label=passage.label,
-            quote=quote(passage, start, end),
-            start=start,
-            end=end,
-            score=top.score,
+            quote=quote(passage, candidate.start, candidate.end),
+            start=candidate.start,
+            end=candidate.end,
+            score=candidate.hit.score,
             page=passage.page,
         )
         check_citation(passage, citation)
-        return Answer(question, citation.quote, True, confidence, (citation,), hits)
+        return citation
+
+    def answer(self, question: str, results: list[tuple[Hit, Evidence]], threshold: float | None = None,
+               choose: str | None = None) -> Answer:
+        """The Answer for `question` from ranked retrieval results.
+
+        Args:
+            question: the question as asked.
+            results: (hit, evidence) pairs, best first.
+            threshold: overrides the answer threshold for this call.
+            choose: the id of a passage to answer from (a suggestion the user picked); it must be one of
+                the weighed candidates.
+
+        Raises:
+            ValueError: `choose` is not among the candidates.
+        """
+        s = self.settings
+        answer_at = s.answer_at if threshold is None else threshold
+        suggest_at = min(s.model.suggest_at, answer_at)
+        if not results:
+            return Answer(question, NOT_COVERED, False, 0.0, (), ())
+        scored = self.score(question, results)
+        weighed = {c.passage.id for c in scored}
+        rest = [hit for hit, _ in results if hit.passage.id not in weighed]
+        hits = tuple(Hit(h.passage, h.score, rank) for rank, h in enumerate([c.hit for c in scored] + rest))
+        if choose is not None:
+            picked = next((c for c in scored if c.passage.id == choose), None)
+            if picked is None:
+                raise ValueError(f"passage {choose!r} is not among the candidates for this question")
+            return Answer(question, quote(picked.passage, picked.start, picked.end), True, picked.probability,
+                          (self.cite(picked),), hits)
+        best = scored[0]
+        confidence = best.probability
+        close = s.model.closeness > 0 and len(scored) > 1 and scored[1].probability >= confidence - s.model.closeness
+        if confidence >= answer_at and not close:
+            citation = self.cite(best)
+            return Answer(question, citation.quote, True, confidence, (citation,), hits)
+        if not confidence >= suggest_at:  # NaN never suggests
+            return Answer(question, NOT_COVERED, False, confidence, (), hits)
+        suggestions = tuple(
+            Suggestion(c.passage.id, c.passage.kind, c.passage.title, c.passage.label, first_sentence(c.passage),
+                       c.probability)
+            for c in scored[: s.max_suggestions]
+            if c.probability >= suggest_at
+        )
+        return Answer(question, NOT_SURE, False, confidence, (), hits, suggestions)

@@ -273,6 +273,7 @@ class Bot:
         *,
         history: Sequence[str] | None = None,
         threshold: float | None = None,
+        choose: str | None = None,
     ) -> Answer:
         """Answer one question from the documents.
 
@@ -281,15 +282,16 @@ class Bot:
             k: how many retrieved passages to return with the answer.
             history: earlier questions of the conversation, oldest first; a
                 follow-up is read in their light.
-            threshold: overrides the abstention threshold for this call.
+            threshold: overrides the answer threshold for this call.
+            choose: the `passage_id` of a suggestion the user picked: answer from that passage.
 
         Returns:
-            An Answer whose text quotes its citation verbatim, or an abstention.
+            An Answer: a verbatim quote with its citation, suggestions ("did you mean…?"), or an abstention.
 
         Raises:
-            ValueError: an empty or over-long question, or k < 1.
+            ValueError: an empty or over-long question, k < 1, or a `choose` that is not a candidate.
         """
-        return self.ask_many([question], k, history=history, threshold=threshold)[0]
+        return self.ask_many([question], k, history=history, threshold=threshold, choose=choose)[0]
 
     def ask_many(
         self,
@@ -298,10 +300,11 @@ class Bot:
         *,
         history: Sequence[str] | None = None,
         threshold: float | None = None,
+        choose: str | None = None,
     ) -> list[Answer]:
         """Answer several questions: faster than `ask` one by one (embedded in batches, searched together).
 
-        The answers are those `ask` gives, in the order of `questions`.
+        The answers are those `ask` gives, in the order of `questions`; `choose` (see `ask`) applies to each.
 
         Raises:
             ValueError: any question is empty or over-long, or k < 1.
@@ -315,16 +318,16 @@ class Bot:
         texts = [validate_question(q, self.max_question_chars) for q in questions]
         history = validate_history(history, self.max_question_chars)
         found = self._search_in_context(texts, history[-1] if history else None, k, threshold)
-        return [self.answerer.answer(text, results, threshold) for text, results in zip(texts, found)]
+        return [self.answerer.answer(text, results, threshold, choose) for text, results in zip(texts, found)]
 
     def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None) -> list:
         """Retrieval results for each question: alone, or read with the previous question when that scores better.
 
         A question is read with the previous one only when it may refer back (a
-        pronoun, or a leading "and"), alone it would abstain, the combined reading is
-        more confident, and that confidence stays within FOLLOW_UP_MARGIN of the
-        previous question's own: "And when?" borrows its subject, while "What is
-        their address?" or an off-topic question keeps its own words and never
+        pronoun, or a leading "and"), alone it would not be answered, the combined
+        reading is more confident, and that confidence stays within FOLLOW_UP_MARGIN
+        of the previous question's own: "And when?" borrows its subject, while "What
+        is their address?" or an off-topic question keeps its own words and never
         inherits the previous answer.
         """
         retriever, answerer = self.retriever, self.answerer
@@ -335,16 +338,14 @@ class Bot:
         queries = [*texts, *(follow_up_query(texts[i], previous) for i in back), previous]
         found = retriever.search_many(queries, self.embedder.encode(queries, batch_size=64), k)
         chosen, combined, before = found[:n], found[n:-1], found[-1]
-        threshold = answerer.settings.threshold if threshold is None else threshold
-
-        def confidence(results) -> float:
-            return answerer.confidence(results[0][1]) if results else 0.0
-
-        floor = confidence(before) - FOLLOW_UP_MARGIN
+        answer_at = answerer.settings.answer_at if threshold is None else threshold
+        floor = answerer.confidence(previous, before) - FOLLOW_UP_MARGIN
         for i, joint in zip(back, combined):
-            mine, theirs = confidence(chosen[i]), confidence(joint)
-            if not mine >= threshold and theirs > mine and theirs >= floor:
-                # The quote must hold the words of the question asked, not of the one before it.
-                weights = retriever.term_weights(texts[i])
-                chosen[i] = [(hit, replace(evidence, term_weights=weights)) for hit, evidence in joint]
+            # The quote must hold the words of the question asked, not of the one before it.
+            weights = retriever.term_weights(texts[i])
+            unseen = frozenset(t for t in weights if t not in retriever.idf)
+            joint = [(hit, replace(evidence, term_weights=weights, unseen_terms=unseen)) for hit, evidence in joint]
+            mine, theirs = answerer.confidence(texts[i], chosen[i]), answerer.confidence(texts[i], joint)
+            if not mine >= answer_at and theirs > mine and theirs >= floor:
+                chosen[i] = joint
         return chosen

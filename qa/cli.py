@@ -173,6 +173,10 @@ def format_answer(answer, paths: dict[str, str] | None = None) -> str:
         page = f", page {c.page}" if c.page else ""
         lines.append(f"  — {c.source}, {c.label} ({path}{page}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
         lines.append(f"  (qa show {c.passage_id} --span {c.start}-{c.end})")
+    elif answer.suggestions:
+        lines.append("  Did you mean…?")
+        for n, s in enumerate(answer.suggestions, 1):
+            lines.append(f"  {n}. {s.text}  ({s.source}, {s.label} · {s.passage_id})")
     else:
         lines.append(f"  (confidence {answer.confidence:.2f}) Closest passages:")
         for hit in answer.passages[:3]:
@@ -194,7 +198,7 @@ def source_paths(bot) -> dict[str, str]:
 
 def cmd_ask(args) -> int:
     bot = _bot(args)
-    answer = bot.ask(args.question, args.k)
+    answer = bot.ask(args.question, args.k, choose=args.choose)
     if args.json:
         print(_json(answer.to_dict()))
     else:
@@ -251,8 +255,10 @@ def cmd_chat(args) -> int:
 
     bot = _bot(args).warm_up()
     paths = source_paths(bot)
-    print("Ask a question about the documents (empty line or Ctrl-D to quit).")
+    print("Ask a question about the documents (empty line or Ctrl-D to quit; a number picks a suggestion).")
     history: list[str] = []
+    before: list[str] = []  # the history the last question was asked with, for picking one of its suggestions
+    last = None
     while True:
         try:
             question = input("? ")
@@ -261,12 +267,18 @@ def cmd_chat(args) -> int:
             return 0
         if not question.strip():
             return 0
+        picked = question.strip()
         try:
-            answer = bot.ask(question, history=history)
+            if last is not None and picked.isdigit() and 1 <= int(picked) <= len(last.suggestions):
+                answer = bot.ask(last.question, history=before, choose=last.suggestions[int(picked) - 1].passage_id)
+            else:
+                before = history
+                answer = bot.ask(question, history=history)
+                history = remember(history, question)
         except ValueError as exc:
             print(terminal_safe(f"error: {exc}"))
             continue
-        history = remember(history, question)
+        last = answer
         print(format_answer(answer, paths))
 
 
@@ -320,6 +332,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("-k", type=int, default=5, help="retrieved passages to return (default 5)")
     a.add_argument("--threshold", type=float, help="abstention threshold on confidence (default: $QA_THRESHOLD or 0.5)")
     a.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    a.add_argument("--choose", metavar="PASSAGE_ID", help="answer from this suggested passage (a suggestion's passage_id)")
     a.set_defaults(func=cmd_ask)
 
     i = sub.add_parser("info", help="model, counts, sources, and whether the index is fresh")

@@ -43,8 +43,9 @@ DEPTH = 10
 @dataclass
 class Question:
     text: str
-    gold: set[str]  # passage ids that answer it
+    gold: set[str]  # passage ids that answer it (empty for an unanswerable question)
     answers: list[str] = field(default_factory=list)  # gold answer strings (article sets)
+    unanswerable: bool = False  # written to look answerable, but the documents do not hold the answer
 
 
 @dataclass
@@ -95,6 +96,9 @@ def load_questions(folder: Path, bot: Bot, kind: str) -> list[Question]:
         by_place = {(Path(p.path).stem, p.position): p.id for p in passages if p.kind == "paragraph"}
         questions = []
         for q in _read_jsonl(folder / "questions.jsonl"):
+            if q.get("unanswerable"):
+                questions.append(Question(q["question"], set(), [], unanswerable=True))
+                continue
             pid = by_place.get((q["doc_id"], q["paragraph_index"]))
             if pid is None:
                 raise QAError(f"{folder}: paragraph {q['paragraph_index']} of {q['doc_id']} is not in the index")
@@ -111,8 +115,41 @@ def question_texts(folder: Path) -> list[str]:
     return [q[key] for q in _read_jsonl(folder / name)]
 
 
+def auc(positives: list[float], negatives: list[float]) -> float | None:
+    """The probability that a random positive scores above a random negative (ties count half)."""
+    if not positives or not negatives:
+        return None
+    scores = np.concatenate([np.asarray(positives, dtype=np.float64), np.asarray(negatives, dtype=np.float64)])
+    ranks = np.empty(len(scores))
+    order = np.argsort(scores, kind="stable")
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positives), len(negatives)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def outcome_metrics(answers: list, questions: list[Question]) -> dict:
+    """Shares of the answerable questions answered right, answered wrong, suggested (with or without a right
+    candidate) and abstained; a citation is right when it cites a gold passage."""
+    counts = {"answered_right": 0, "answered_wrong": 0, "suggested_right": 0, "suggested_wrong": 0, "abstained": 0}
+    answerable = [(a, q) for a, q in zip(answers, questions) if not q.unanswerable]
+    for a, q in answerable:
+        if a.answered:
+            counts["answered_right" if a.citations[0].passage_id in q.gold else "answered_wrong"] += 1
+        elif a.suggestions:
+            counts["suggested_right" if any(s.passage_id in q.gold for s in a.suggestions) else "suggested_wrong"] += 1
+        else:
+            counts["abstained"] += 1
+    n = max(len(answerable), 1)
+    return {name: value / n for name, value in counts.items()}
+
+
 def retrieval_metrics(rankings: list[list[str]], questions: list[Question]) -> dict:
-    """Recall@1, Recall@5 and MRR@10 of the first gold passage in each ranking."""
+    """Recall@1, Recall@5 and MRR@10 of the first gold passage in each ranking (answerable questions only)."""
+    pairs = [(r, q) for r, q in zip(rankings, questions) if not q.unanswerable]
+    rankings, questions = [r for r, _ in pairs], [q for _, q in pairs]
     r1 = r5 = rr = 0.0
     for ranking, q in zip(rankings, questions):
         rank = next((i for i, pid in enumerate(ranking[:DEPTH]) if pid in q.gold), None)
@@ -195,16 +232,27 @@ def evaluate_set(
         own = set(q.text for q in questions)
         pool = [t for t in others if t not in own]
         sample = random.Random(seed).sample(pool, min(out_of_scope, len(pool)))
-        abstained = sum(not a.answered for a in bot.ask_many(sample)) if sample else 0
+        outside = bot.ask_many(sample) if sample else []
 
     result = retrieval_metrics(ours, questions)
-    words = [len(a.text.split()) for a in answers if a.answered]
-    hits = [answer_hit(a.text, q.answers) for a, q in zip(answers, questions) if a.answered]
+    answerable = [(a, q) for a, q in zip(answers, questions) if not q.unanswerable]
+    unanswerable = [a for a, q in zip(answers, questions) if q.unanswerable]
+    words = [len(a.text.split()) for a, _ in answerable if a.answered]
+    hits = [answer_hit(a.text, q.answers) for a, q in answerable if a.answered]
+    answered_answerable = sum(a.answered for a, _ in answerable) / max(len(answerable), 1)
+    abstained_unanswerable = sum(not a.answered for a in unanswerable) / len(unanswerable) if unanswerable else None
     result.update(
-        answer_hit=(sum(hits) / len(questions)) if kind == "article" else None,
+        answer_hit=(sum(hits) / len(answerable)) if kind == "article" else None,
         median_answer_words=statistics.median(words) if words else 0,
-        answered_in_scope=sum(a.answered for a in answers) / len(questions),
-        abstained_out_of_scope=abstained / len(sample) if sample else None,
+        answered_in_scope=answered_answerable,
+        abstained_out_of_scope=sum(a.outcome == "abstained" for a in outside) / len(sample) if sample else None,
+        not_answered_out_of_scope=sum(not a.answered for a in outside) / len(sample) if sample else None,
+        unanswerable_questions=len(unanswerable),
+        answered_answerable=answered_answerable if unanswerable else None,
+        abstained_unanswerable=abstained_unanswerable,
+        balanced_accuracy=(answered_answerable + abstained_unanswerable) / 2 if unanswerable else None,
+        confidence_auc=auc([a.confidence for a, _ in answerable], [a.confidence for a in unanswerable]),
+        **outcome_metrics(answers, questions),
         p50_ms=float(np.percentile(latencies, 50)),
         p99_ms=float(np.percentile(latencies, 99)),
         qps=1000.0 / statistics.mean(latencies),
@@ -213,6 +261,7 @@ def evaluate_set(
         "set": folder.name,
         "kind": kind,
         "questions": len(questions),
+        "answerable_questions": len(answerable),
         "out_of_scope_questions": len(sample),
         "ours": result,
         "baselines": {name: retrieval_metrics(rankings, questions) for name, rankings in base.items()},
@@ -248,6 +297,20 @@ def report(results: list[dict]) -> str:
         lines.append(
             f"| {r['set']} | {_pct(o['answer_hit'])} | {o['median_answer_words']:g} | {_pct(o['answered_in_scope'])} | "
             f"{_pct(o['abstained_out_of_scope'])} | {o['p50_ms']:.1f} | {o['p99_ms']:.1f} | {o['qps']:.0f} |"
+        )
+    lines += [
+        "",
+        "| set | answered right | answered wrong | suggested, right among them | suggested, none right | abstained "
+        "| unanswerable questions | answered (answerable) | abstained (unanswerable) | balanced accuracy | confidence AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        o = r["ours"]
+        lines.append(
+            f"| {r['set']} | {_pct(o['answered_right'])} | {_pct(o['answered_wrong'])} | {_pct(o['suggested_right'])} | "
+            f"{_pct(o['suggested_wrong'])} | {_pct(o['abstained'])} | {o['unanswerable_questions']} | "
+            f"{_pct(o['answered_answerable'])} | {_pct(o['abstained_unanswerable'])} | {_pct(o['balanced_accuracy'])} | "
+            f"{_pct(o['confidence_auc'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -117,12 +117,37 @@ class Citation:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The bot's reply to one question.
+class Suggestion:
+    """A candidate the bot could not choose with confidence: "Did you mean…?".
 
-    `text` is a verbatim quote of the cited source when `answered` is True; when
-    it is False, `text` says the documents do not cover the question and
-    `passages` still lists the closest ones.
+    `text` is what the user picks from: an FAQ pair's question, or a paragraph's
+    first sentence. `confidence` is the probability that this passage's quote
+    answers the question.
+    """
+
+    passage_id: str
+    kind: PassageKind
+    source: str
+    label: str
+    text: str
+    confidence: float
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["confidence"] = round(self.confidence, 4)
+        return data
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The bot's reply to one question: one of three outcomes.
+
+    - answered: `text` is a verbatim quote of `citations[0]`'s source;
+    - suggested: the bot is unsure between candidates; `text` says so and
+      `suggestions` lists up to three ("Did you mean…?");
+    - abstained: the documents do not cover the question; `text` says so.
+
+    In every case `passages` lists the retrieved passages, best first.
     """
 
     question: str
@@ -131,13 +156,23 @@ class Answer:
     confidence: float
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=())
+    suggestions: tuple[Suggestion, ...] = ()
+
+    @property
+    def outcome(self) -> str:
+        """"answered", "suggested" or "abstained"."""
+        if self.answered:
+            return "answered"
+        return "suggested" if self.suggestions else "abstained"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "text": self.text,
             "answered": self.answered,
+            "outcome": self.outcome,
             "confidence": round(self.confidence, 4),
             "citations": [c.to_dict() for c in self.citations],
+            "suggestions": [s.to_dict() for s in self.suggestions],
             "passages": [h.to_dict() for h in self.passages],
         }

@@ -254,3 +254,46 @@ def test_chat_cosmetics_badge_abstention_one_scale_and_plain_aria_labels(page, r
     assert bot_label.startswith("bot's message: ") and bot.ask(KNOWN).text in bot_label
     screenshot(page, "cosmetics.png")
     assert_stayed_local(requested)
+
+
+LOOKALIKE_FAQ = [
+    {"id": "web", "question": "How do I reset my password on the website?",
+     "answer": "On the website, open Settings, choose Security and press Reset password."},
+    {"id": "app", "question": "How do I reset my password in the mobile app?",
+     "answer": "In the mobile app, tap Profile, then Security, then Reset password."},
+    {"id": "hours", "question": "When is the help desk open?",
+     "answer": "The help desk is open from 8:00 to 18:00 on working days."},
+]
+
+
+@pytest.fixture(scope="module")
+def lookalike_url(tmp_path_factory, embedder):
+    """The chat over FAQ pairs that differ in one detail, so that a question leaving it out gets suggestions."""
+    import json
+
+    folder = tmp_path_factory.mktemp("lookalike")
+    (folder / "faq.json").write_text(json.dumps(LOOKALIKE_FAQ), encoding="utf-8")
+    bot = Bot.build([folder], tmp_path_factory.mktemp("lookalike-index"), embedder=embedder).warm_up()
+    app = ui.build_app(bot)
+    yield ui.launch(app, "127.0.0.1", free_port(), block=False)
+    app.close()
+
+
+def test_did_you_mean_buttons_answer_the_picked_suggestion_with_its_citation(page, requested, lookalike_url):
+    open_chat(page, lookalike_url)
+    reply = ask(page, "How can I reset my password?")
+    assert reply.locator(".qa-abstain-title").inner_text() == ui.NOT_SURE
+    assert reply.locator("li.qa-suggestion").count() >= 2
+    buttons = page.locator("#suggestions button:visible")
+    labels = [buttons.nth(i).inner_text() for i in range(buttons.count())]
+    assert "How do I reset my password in the mobile app?" in labels, labels
+    screenshot(page, "suggestions.png")
+
+    page.locator("#suggestions button", has_text="in the mobile app").click()
+    page.wait_for_function("([s]) => document.querySelectorAll(s).length === 2", arg=[REPLY], timeout=30_000)
+    answer = page.locator(REPLY).nth(1)
+    assert answer.locator(".qa-quote").inner_text() == LOOKALIKE_FAQ[1]["answer"]
+    assert "How do I reset my password in the mobile app?" in answer.locator(".qa-citation").inner_text()
+    page.wait_for_function("() => document.querySelectorAll('#suggestions button:not([hidden])').length >= 0")
+    assert page.locator("#suggestions button:visible").count() == 0
+    assert_stayed_local(requested)

@@ -1,0 +1,182 @@
+"""Does a quote answer the question? What a careful reader checks, as numbers.
+
+Retrieval finds passages about the question's topic; a passage about the topic
+may still not hold what is asked. Confidence starts from how well the passage
+matches (its dense similarity and the share of the question's terms it holds)
+and is cut when the quote fails a check a careful reader would make:
+
+- **words the documents never use**: a question about a "daughter" or a "bank"
+  that no document mentions is not answered by any of them (words that only
+  frame a question, like "name" or "kind", do not count);
+- **the kind of thing asked for**: a *when* question wants a date or a year in
+  the quote, *how many* a number, *who* or *where* a name the question does
+  not already hold (qa/questions.py).
+
+An FAQ pair whose question is nearly the user's own (`faq_match`) is exempt: it
+was written to answer exactly that. `candidate_features` turns one candidate
+into numbers; `AnswerModel` turns them into a confidence and holds the
+thresholds of the three outcomes, which `python -m bench.select_answering`
+chooses with each family of evaluation sets held out (docs/quality.md).
+Nothing here reads an index or a model: the inputs come from retrieval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .lexical import analyze, coverage
+from .questions import FRAME_WORDS, holds_kind, is_negated, names, question_kind, words
+
+MODEL_FILE = Path(__file__).with_name("answer_model.json")
+
+
+@lru_cache(maxsize=65_536)
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(analyze(text))
+
+
+@lru_cache(maxsize=1)
+def _frame_terms() -> frozenset[str]:
+    return frozenset(analyze(" ".join(sorted(FRAME_WORDS))))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the answer model sees of one retrieved passage and the quote cut from it."""
+
+    is_faq: bool
+    dense: float  # the passage's dense score (retrieval's)
+    quote_cosine: float  # cosine of the question with the quoted sentence(s), or with the FAQ question
+    coverage: float  # IDF-weighted share of the question's terms in the passage
+    quote_coverage: float  # ... in the quote (for an FAQ pair: in its question and alternates)
+    unseen_focus: float  # 1 when a topic word of the question (not a framing word) is in no document
+    kind_missing: float  # 1 when the question asks for a number, date or name and the quote holds none
+    names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
+    negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
+    score: float  # retrieval's fused score of the passage
+
+
+FEATURES = tuple(Candidate.__dataclass_fields__)
+CHECKS = ("unseen_focus", "kind_missing")
+
+
+def candidate_features(
+    question: str,
+    weights: dict[str, float],
+    unseen_terms: frozenset[str],
+    *,
+    is_faq: bool,
+    dense: float,
+    quote_cosine: float,
+    passage_coverage: float,
+    quote: str,
+    asked_text: str,
+    passage_text: str,
+    score: float = 0.0,
+) -> Candidate:
+    """The features of one candidate.
+
+    Args:
+        question: the question as asked.
+        weights: IDF of each distinct analysed term of the question (`lexical.term_weights`).
+        unseen_terms: the question's terms that no document holds.
+        is_faq: the passage is an FAQ pair.
+        dense: retrieval's dense score of the passage.
+        quote_cosine: the question's cosine with the quoted sentences (FAQ: with its best question phrasing).
+        passage_coverage: retrieval's coverage of the question's terms in the passage.
+        quote: the words that would be cited.
+        asked_text: for an FAQ pair, its question and alternates (what it answers); else "".
+        passage_text: the whole passage (for an FAQ pair, its answer).
+        score: retrieval's fused score of the passage.
+    """
+    matched_terms = _terms(asked_text) if is_faq else _terms(quote)
+    held = holds_kind(question_kind(question), quote, question)
+    asked_names = names(question)
+    where = f"{asked_text}\n{quote}"
+    return Candidate(
+        is_faq=is_faq,
+        dense=dense,
+        quote_cosine=quote_cosine,
+        coverage=passage_coverage,
+        quote_coverage=coverage(weights, matched_terms),
+        unseen_focus=1.0 if unseen_terms - _frame_terms() else 0.0,
+        kind_missing=1.0 if held is False else 0.0,
+        names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
+        negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
+        score=score,
+    )
+
+
+def as_vector(c: Candidate) -> list[float]:
+    """The candidate's features in `FEATURES` order."""
+    return [float(getattr(c, name)) for name in FEATURES]
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Confidence from a candidate's features, and the thresholds of the three outcomes.
+
+    confidence = sigmoid(scale × (dense + coverage_weight × coverage − center)), multiplied by
+    `failed_check` for each check in `checks` that the quote fails; an FAQ pair whose question
+    matches the user's with a cosine of `faq_match` or more is exempt from the checks.
+
+    Attributes:
+        answer_at: answer when the best candidate's confidence is at least this.
+        suggest_at: below `answer_at` but at least this, offer the best candidates as suggestions; below, abstain.
+        closeness: when the runner-up's confidence is within this of the best, suggest instead of answering
+            (0: never).
+        rerank: take candidates most confident first (else in retrieval's order).
+    """
+
+    center: float = 0.495
+    scale: float = 12.0
+    coverage_weight: float = 0.4
+    checks: tuple[str, ...] = CHECKS
+    failed_check: float = 0.5
+    faq_match: float = 0.9
+    answer_at: float = 0.5
+    suggest_at: float = 0.5
+    closeness: float = 0.0
+    rerank: bool = False
+
+    def failed(self, c: Candidate) -> list[str]:
+        """The checks `c`'s quote fails."""
+        if c.is_faq and c.quote_cosine >= self.faq_match:
+            return []
+        return [name for name in self.checks if getattr(c, name) >= 0.5]
+
+    def probability(self, c: Candidate) -> float:
+        """The confidence that `c`'s quote answers the question, in [0, 1]."""
+        x = self.scale * (c.dense + self.coverage_weight * c.coverage - self.center)
+        base = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+        return base * self.failed_check ** len(self.failed(c))
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["checks"] = list(self.checks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AnswerModel":
+        """The model a dict (qa/answer_model.json) describes; keys it does not know are ignored.
+
+        Raises:
+            ValueError: a check that does not exist.
+        """
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        unknown = [c for c in known.get("checks", ()) if c not in CHECKS]
+        if unknown:
+            raise ValueError(f"unknown answer checks {unknown}; known: {list(CHECKS)}")
+        if "checks" in known:
+            known["checks"] = tuple(known["checks"])
+        return cls(**known)
+
+
+@lru_cache(maxsize=1)
+def default_model() -> AnswerModel:
+    """The shipped model: qa/answer_model.json, written by `python -m bench.select_answering --write`."""
+    return AnswerModel.from_dict(json.loads(MODEL_FILE.read_text(encoding="utf-8")))

@@ -1,0 +1,140 @@
+"""Answerability: three outcomes, a quote that holds what was asked, and our own questions about the bundled article."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from qa import Bot
+from qa.answerability import CHECKS, FEATURES, MODEL_FILE, AnswerModel, default_model
+from qa.questions import holds_kind, question_kind
+from qa.answering import NOT_COVERED, NOT_SURE
+
+from .conftest import FIXTURES
+
+REGRESSION = [json.loads(line) for line in (FIXTURES / "bundled_regression.jsonl").read_text(encoding="utf-8").splitlines()]
+ANSWERABLE = [r for r in REGRESSION if r["expect"]]
+UNANSWERABLE = [r for r in REGRESSION if not r["expect"]]
+
+
+def test_the_regression_set_is_the_size_the_issue_asks_for():
+    assert len(ANSWERABLE) >= 15 and len(UNANSWERABLE) >= 15
+
+
+@pytest.mark.parametrize("row", ANSWERABLE, ids=lambda r: r["question"])
+def test_answerable_questions_about_the_bundled_article_are_answered_with_the_expected_words(bot, row):
+    answer = bot.ask(row["question"])
+    assert answer.answered, (answer.outcome, answer.confidence, [s.text for s in answer.suggestions])
+    assert row["expect"] in answer.text
+    c = answer.citations[0]
+    assert answer.text == c.quote
+
+
+@pytest.mark.parametrize("row", UNANSWERABLE, ids=lambda r: r["question"])
+def test_on_topic_questions_the_article_cannot_answer_are_not_answered(bot, row):
+    answer = bot.ask(row["question"])
+    assert not answer.answered, (answer.confidence, answer.text)
+    assert answer.text in (NOT_COVERED, NOT_SURE) and not answer.citations
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("How many mass graves are there?", "how_many"),
+        ("How long did the siege last?", "how_many"),
+        ("When did Castro visit?", "when"),
+        ("In what year did Castro visit?", "when"),
+        ("Who met the governor?", "who"),
+        ("Whose wife came along?", "who"),
+        ("Where is the cemetery?", "where"),
+        ("What did the leader lay?", "other"),
+        ("Why are the relations important?", "other"),
+    ],
+)
+def test_question_kind(question, kind):
+    assert question_kind(question) == kind
+
+
+def test_a_quote_holds_the_kind_of_thing_asked_for():
+    assert holds_kind("how_many", "They buried 490,000 people.", "How many?")
+    assert holds_kind("how_many", "It lasted nine hundred days.", "How long?")
+    assert not holds_kind("how_many", "It lasted a long time.", "How long?")
+    assert holds_kind("when", "Castro came in 1963.", "When did Castro come?")
+    assert holds_kind("when", "It happened on Monday.", "When?")
+    assert not holds_kind("when", "It happened at the cemetery.", "When?")
+    # A name counts for who/where only when the question does not already hold it.
+    assert holds_kind("who", "Díaz-Canel met Alexander Beglov.", "Who did Díaz-Canel meet?")
+    assert not holds_kind("who", "Díaz-Canel laid flowers.", "Who did Díaz-Canel meet?")
+    assert holds_kind("other", "anything", "What?") is None
+
+
+def test_the_shipped_model_is_the_one_the_selection_script_wrote():
+    model = default_model()
+    record = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    assert record["chosen_by"] == "python -m bench.select_answering --write"
+    assert AnswerModel.from_dict(record) == model
+    assert 0.0 < model.suggest_at <= model.answer_at < 1.0
+    assert set(model.checks) <= set(CHECKS) and set(CHECKS) <= set(FEATURES)
+    with pytest.raises(ValueError, match="unknown answer checks"):
+        AnswerModel.from_dict({**model.to_dict(), "checks": ["astrology"]})
+
+
+def test_a_failed_check_lowers_confidence_unless_an_faq_question_matches():
+    from qa.answerability import Candidate
+
+    plain = Candidate(is_faq=False, dense=0.7, quote_cosine=0.7, coverage=0.8, quote_coverage=0.8, unseen_focus=0.0,
+                      kind_missing=0.0, names_missing=0.0, negation_missing=0.0, score=1.0)
+    model = AnswerModel(checks=CHECKS, failed_check=0.5, faq_match=0.9)
+    unseen = dataclasses.replace(plain, unseen_focus=1.0)
+    both = dataclasses.replace(unseen, kind_missing=1.0)
+    assert model.probability(unseen) == pytest.approx(model.probability(plain) * 0.5)
+    assert model.probability(both) == pytest.approx(model.probability(plain) * 0.25)
+    assert model.failed(both) == ["unseen_focus", "kind_missing"]
+    matching_faq = dataclasses.replace(both, is_faq=True, quote_cosine=0.95)
+    assert model.failed(matching_faq) == [] and model.probability(matching_faq) == model.probability(plain)
+
+
+def test_every_answer_has_one_of_three_outcomes_and_serialises_it(bot):
+    for row in REGRESSION:
+        answer = bot.ask(row["question"])
+        data = answer.to_dict()
+        assert data["outcome"] == answer.outcome in ("answered", "suggested", "abstained")
+        assert (answer.outcome == "suggested") == bool(data["suggestions"])
+        assert (answer.outcome == "answered") == bool(data["citations"])
+        assert len(answer.suggestions) <= 3
+
+
+@pytest.fixture(scope="module")
+def lookalike_bot(tmp_path_factory, embedder):
+    """FAQ pairs that differ in one detail: a question that leaves the detail out cannot choose between them."""
+    folder = tmp_path_factory.mktemp("lookalikes")
+    faqs = [
+        {"id": "web", "question": "How do I reset my password on the website?",
+         "answer": "On the website, open Settings, choose Security and press Reset password."},
+        {"id": "app", "question": "How do I reset my password in the mobile app?",
+         "answer": "In the mobile app, tap Profile, then Security, then Reset password."},
+        {"id": "hours", "question": "When is the help desk open?",
+         "answer": "The help desk is open from 8:00 to 18:00 on working days."},
+    ]
+    (folder / "faq.json").write_text(json.dumps(faqs), encoding="utf-8")
+    return Bot.build([folder], tmp_path_factory.mktemp("lookalikes-index"), embedder=embedder)
+
+
+def test_a_question_between_two_faqs_gets_suggestions_and_a_pick_answers_it(lookalike_bot):
+    answer = lookalike_bot.ask("How can I reset my password?")
+    assert answer.outcome == "suggested", (answer.outcome, answer.confidence)
+    ids = [s.passage_id.split(":", 1)[1] for s in answer.suggestions]
+    assert set(ids[:2]) == {"web", "app"}
+    assert answer.suggestions[0].text.startswith("How do I reset my password")
+    picked = lookalike_bot.ask("How can I reset my password?", choose=answer.suggestions[1].passage_id)
+    assert picked.answered and picked.citations[0].passage_id == answer.suggestions[1].passage_id
+    assert picked.text == picked.citations[0].quote
+    with pytest.raises(ValueError, match="not among the candidates"):
+        lookalike_bot.ask("How can I reset my password?", choose="faq:nothing")
+
+
+def test_a_question_that_matches_one_faq_is_answered(lookalike_bot):
+    answer = lookalike_bot.ask("When does the help desk open?")
+    assert answer.answered and "8:00 to 18:00" in answer.text
