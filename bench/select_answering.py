@@ -16,8 +16,7 @@
    not (time spent reading them), 0 for
    abstaining. Answerable, unanswerable and out-of-scope questions weigh alike within a set.
    Only choices that keep every right answer of today's main, directly or among the suggestions (within
-   0.005), and at least 90% of them as direct answers, on every set, are eligible: the checks may move a right
-   answer into "did you mean…?", never lose it, and may not turn the chat into a list of choices.
+   0.005), on every set, are eligible: the checks may move a right answer into "did you mean…?", never lose it.
 4. Leave one family out: sets that share data are held out together (xquad_en and squad2_dev share 35
    SQuAD articles; stackfaq and stackfaq_threads share their queries). For each family, steps 2-3 run on the
    other families only and the result is measured on the held-out sets. The shipped choice uses them all.
@@ -79,7 +78,7 @@ CANDIDATES = 5
 RIGHT, WRONG, SUGGEST_RIGHT, SUGGEST_WRONG = 1.0, -1.0, 0.5, -0.1
 ANSWER_AT = np.round(np.arange(0.30, 0.851, 0.05), 2)
 SUGGEST_AT = np.round(np.arange(0.1, 0.851, 0.1), 2)
-CLOSENESS = (0.0, 0.05, 0.1, 0.2)
+CLOSENESS = (0.0, 0.02, 0.05, 0.1)
 # Today's main: confidence = sigmoid(12 (dense + 0.4 coverage - 0.495)) of the first retrieved passage, answer at 0.5.
 LEGACY = AnswerModel(checks=(), answer_at=0.5, suggest_at=0.5, closeness=0.0, rerank=False)
 
@@ -144,7 +143,9 @@ def probabilities(data: dict, model: AnswerModel) -> np.ndarray:
     exempt = (f["is_faq"] >= 0.5) & (f["quote_cosine"] >= model.faq_match)
     failed = sum((f[name] >= 0.5).astype(np.float64) for name in model.checks) if model.checks else 0.0
     p = base * np.where(exempt, 1.0, model.failed_check ** failed)
-    return np.where(data["present"], p, -1.0)
+    # A quote that fails a check is never answered: stored as -(p + 2), which `outcomes` reads back.
+    blocked = ~exempt & (np.asarray(failed) > 0)
+    return np.where(data["present"], np.where(blocked, -(p + 2.0), p), -1.0)
 
 
 def outcomes(data: dict, p: np.ndarray, answer_at: float, suggest_at: float, closeness: float,
@@ -155,15 +156,19 @@ def outcomes(data: dict, p: np.ndarray, answer_at: float, suggest_at: float, clo
     """
     if first_only:
         p = np.where(np.arange(p.shape[1]) == 0, p, -1.0)
+    blocked_all = p <= -2.0  # candidates whose quote fails a check: p was stored as -(p + 2)
+    p = np.where(blocked_all, -p - 2.0, p)
     order = np.argsort(-p, axis=1, kind="stable") if rerank else np.tile(np.arange(p.shape[1]), (len(p), 1))
     ranked = np.take_along_axis(p, order, axis=1)
+    blocked = np.take_along_axis(blocked_all, order, axis=1)[:, 0]
     right = np.take_along_axis(data["right"], order, axis=1)
     gold = np.take_along_axis(data["gold"], order, axis=1)
-    best, second = ranked[:, 0], ranked[:, 1]
-    close = (closeness > 0) & (second >= best - closeness) & (second >= 0)
-    if not rerank:  # a candidate below the first may still be more probable: that is close too
-        close = (closeness > 0) & (second >= best - closeness) & (second >= 0)
-    answered = (best >= answer_at) & ~close
+    best = ranked[:, 0]
+    # Too close to call: the runner-up's retrieval score is within `closeness` of the first's.
+    score = np.take_along_axis(data["x"][..., FEATURES.index("score")].astype(np.float64), order, axis=1)
+    present = np.take_along_axis(data["present"], order, axis=1)
+    close = (closeness > 0) & present[:, 1] & (score[:, 1] >= score[:, 0] - closeness)
+    answered = (best >= answer_at) & ~close & ~blocked
     suggested = ~answered & (best >= min(suggest_at, answer_at))
     shown = (ranked[:, :3] >= min(suggest_at, answer_at)) & suggested[:, None]
     suggest_right = (shown & gold[:, :3]).any(axis=1)
@@ -202,7 +207,7 @@ FAILED_CHECK = (0.5, 0.7, 0.85)  # what a failed check multiplies confidence by
 def choose(sets: dict[str, dict]) -> AnswerModel:
     """The checks, exemption, thresholds and closeness rule that maximise the mean utility over `sets`,
     among those that keep every right answer of today's main on every set, directly or among the suggestions
-    (within 0.005), and at least 90% of them as direct answers."""
+    (within 0.005)."""
     today_right = {n: evaluate(LEGACY, d, first_only=True)["answered_right"] for n, d in sets.items()}
     best = None
     # Candidates stay in retrieval's order: reranking them by a learned model cost Recall@1 on covidqa_qsim
@@ -216,8 +221,7 @@ def choose(sets: dict[str, dict]) -> AnswerModel:
             if suggest_at > answer_at:
                 continue
             results = {n: outcomes(d, probs[n], answer_at, suggest_at, closeness, rerank=rerank) for n, d in sets.items()}
-            if any(r["answered_right"] + r["suggested_right"] < today_right[n] - 0.005
-                   or r["answered_right"] < 0.9 * today_right[n] for n, r in results.items()):
+            if any(r["answered_right"] + r["suggested_right"] < today_right[n] - 0.005 for n, r in results.items()):
                 continue
             score = np.mean([r["utility"] for r in results.values()])
             if best is None or score > best[0] + 1e-12:

@@ -122,13 +122,14 @@ class AnswerModel:
 
     confidence = sigmoid(scale × (dense + coverage_weight × coverage − center)), multiplied by
     `failed_check` for each check in `checks` that the quote fails; an FAQ pair whose question
-    matches the user's with a cosine of `faq_match` or more is exempt from the checks.
+    matches the user's with a cosine of `faq_match` or more is exempt from the checks. A quote that
+    fails a check is never given as an answer, however confident: it can only be suggested.
 
     Attributes:
         answer_at: answer when the best candidate's confidence is at least this.
         suggest_at: below `answer_at` but at least this, offer the best candidates as suggestions; below, abstain.
-        closeness: when the runner-up's confidence is within this of the best, suggest instead of answering
-            (0: never).
+        closeness: when the runner-up's retrieval score is within this of the best's, suggest instead of
+            answering (0: never).
         rerank: take candidates most confident first (else in retrieval's order).
     """
 
@@ -148,6 +149,10 @@ class AnswerModel:
         if c.is_faq and c.quote_cosine >= self.faq_match:
             return []
         return [name for name in self.checks if getattr(c, name) >= 0.5]
+
+    def can_answer(self, c: Candidate) -> bool:
+        """Whether `c`'s quote may be given as an answer at all (it fails none of the checks)."""
+        return not self.failed(c)
 
     def probability(self, c: Candidate) -> float:
         """The confidence that `c`'s quote answers the question, in [0, 1]."""

@@ -217,8 +217,9 @@ class Answerer:
                           (self.cite(picked),), hits)
         best = scored[0]
         confidence = best.probability
-        close = s.model.closeness > 0 and len(scored) > 1 and scored[1].probability >= confidence - s.model.closeness
-        if confidence >= answer_at and not close:
+        # Too close to call: the runner-up's retrieval score is within `closeness` of the first's.
+        close = s.model.closeness > 0 and len(scored) > 1 and scored[1].hit.score >= best.hit.score - s.model.closeness
+        if confidence >= answer_at and not close and s.model.can_answer(best.features):
             citation = self.cite(best)
             return Answer(question, citation.quote, True, confidence, (citation,), hits)
         if not confidence >= suggest_at:  # NaN never suggests

@@ -273,7 +273,9 @@ def lookalike_url(tmp_path_factory, embedder):
 
     folder = tmp_path_factory.mktemp("lookalike")
     (folder / "faq.json").write_text(json.dumps(LOOKALIKE_FAQ), encoding="utf-8")
-    bot = Bot.build([folder], tmp_path_factory.mktemp("lookalike-index"), embedder=embedder).warm_up()
+    from .test_answering import CLOSE_CALL
+
+    bot = Bot.build([folder], tmp_path_factory.mktemp("lookalike-index"), embedder=embedder, answering=CLOSE_CALL).warm_up()
     app = ui.build_app(bot)
     yield ui.launch(app, "127.0.0.1", free_port(), block=False)
     app.close()
