@@ -20,6 +20,7 @@ from .errors import (
     IndexNotFoundError,
     QAError,
 )
+from .log import QuestionLog
 from .types import Answer, Citation, Hit, Passage, Suggestion
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "IndexNotFoundError",
     "Passage",
     "QAError",
+    "QuestionLog",
     "Suggestion",
     "ask",
     "remember",
