@@ -21,6 +21,7 @@ from .errors import (
     QAError,
 )
 from .log import QuestionLog
+from .review import Review, open_review
 from .types import Answer, Citation, Hit, Passage, Suggestion
 
 __all__ = [
@@ -36,8 +37,10 @@ __all__ = [
     "Passage",
     "QAError",
     "QuestionLog",
+    "Review",
     "Suggestion",
     "ask",
+    "open_review",
     "remember",
 ]
 

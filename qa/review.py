@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import settings
 from .alternates import append_alternates, append_faq
 from .bot import Bot
 from .log import QuestionLog
@@ -197,3 +198,24 @@ class Review:
     def dismiss(self, cluster: Cluster) -> None:
         """Take the cluster off the queue; nothing is written."""
         self.log.mark_reviewed(cluster.answer_ids, "dismissed")
+
+
+def open_review(index: str | None, log_file: str | None, data: str | None, model: str | None = None, *, bot=None):
+    """A Review over the chat's question log (see qa/review.py) and the data folder; the CLI's and the chat's.
+
+    `bot` shares a running Bot (the chat's) instead of loading the index again.
+
+    Raises:
+        ValueError: the log is off or missing, or the data folder is not a folder.
+    """
+    path = settings.question_log(log_file, index=index, default_on=True)
+    if path is None:
+        raise ValueError("the question log is off (QA_LOG=off): there is nothing to review")
+    if bot is None and not path.is_file():
+        raise ValueError(f"no question log at {path}: the web chat writes it as people ask (or name one with --log)")
+    folder = Path(data or settings.data_paths()[0])
+    if not folder.is_dir():
+        raise ValueError(f"the data folder {folder} is not a folder: review writes alternates.jsonl and added-faq.csv there")
+    if bot is not None and bot.question_log is not None:
+        return Review(bot, bot.question_log, folder)
+    return Review(bot or Bot(index, model=model), QuestionLog(path), folder)
