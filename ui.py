@@ -442,9 +442,9 @@ def _review_tab(review) -> None:
                 raise ValueError("pick a cluster first")
             cluster = review.find(key)
             if action == "accept":
-                note = f"Added as alternates of {faq_id or cluster.candidate.id} in {review.accept(cluster, faq_id or None)}."
+                note = f"Added as alternates of {faq_id or cluster.candidate.id} in {review.accept(cluster, faq_id or None).name}."
             elif action == "add":
-                note = f"Added a new FAQ in {review.add_faq(cluster, question, answer)}."
+                note = f"Added a new FAQ in {review.add_faq(cluster, question, answer).name}."
             else:
                 review.dismiss(cluster)
                 note = "Dismissed."

@@ -90,8 +90,8 @@ def test_concurrent_requests_get_the_same_answers_as_sequential_ones(client, bot
     assert got == expected
 
 
-def test_only_ask_and_the_faq_search_are_offered_to_programs(client):
-    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/faqs", "/ask"]
+def test_only_ask_feedback_and_the_faq_search_are_offered_to_programs(client):
+    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/faqs", "/ask", "/feedback"]
 
 
 def hostile_answer() -> Answer:
