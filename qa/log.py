@@ -3,7 +3,8 @@
 A local SQLite file (the standard library's `sqlite3`, in WAL mode), one row an
 answer: the question, the outcome (answered / suggested / abstained), the cited
 passage and confidence, the best retrieved passage even below the threshold,
-the suggestion a user picked, and the user's feedback. `qa review` reads it.
+the ids of the first retrieved passages, the suggestion a user picked, and the
+user's feedback. `qa review` reads it.
 
 Writing to the log never blocks or fails an answer: every write waits at most
 `timeout` seconds for the file, and any failure (a locked file, a full disk, a
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 100_000
 DEFAULT_TIMEOUT = 0.25  # seconds a write may wait for the file before it is given up
+RETRIEVED_KEPT = 5  # retrieved passage ids kept per answer, best first (review's fallback candidates)
 _TRIM_EVERY = 100  # writes between two checks of the row limit
 
 SCHEMA = """
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS answers (
     best_passage_id TEXT,
     best_score REAL,
     suggestions TEXT NOT NULL DEFAULT '',
+    retrieved TEXT NOT NULL DEFAULT '',
     chosen TEXT,
     helpful INTEGER,
     reviewed TEXT,
@@ -48,7 +51,7 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE INDEX IF NOT EXISTS answers_open ON answers (reviewed);
 """
 COLUMNS = ("seq", "answer_id", "asked_at", "question", "outcome", "confidence", "passage_id", "best_passage_id",
-           "best_score", "suggestions", "chosen", "helpful", "reviewed", "build_id")
+           "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id")
 
 
 class QuestionLog:
@@ -117,10 +120,11 @@ class QuestionLog:
         return self._write(
             "an answer",
             "INSERT OR IGNORE INTO answers (answer_id, asked_at, question, outcome, confidence, passage_id, "
-            "best_passage_id, best_score, suggestions, chosen, build_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "best_passage_id, best_score, suggestions, retrieved, chosen, build_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (answer.answer_id, time.time(), answer.question, answer.outcome, float(answer.confidence), cited,
              best.passage.id if best else None, float(best.score) if best else None,
-             " ".join(s.passage_id for s in answer.suggestions), chosen, build_id),
+             " ".join(s.passage_id for s in answer.suggestions),
+             " ".join(h.passage.id for h in answer.passages[:RETRIEVED_KEPT]), chosen, build_id),
         )
 
     def feedback(self, answer_id: str, helpful: bool) -> bool:

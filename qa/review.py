@@ -7,7 +7,7 @@ by the embedding model the bot already holds (greedy: each question, most asked
 first, joins the first cluster whose centroid it matches at cosine >=
 `CLUSTER_COSINE`, else opens one), most asked clusters first, each with its best
 candidate passage: the one users picked, else the one retrieval ranked first
-most often.
+most often (the next one where the user marked the first one's answer unhelpful).
 
 Every action writes an ordinary file of the data folder and marks the
 cluster's log rows reviewed; nothing touches the index, which the next
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Cosine at which two questions count as the same request. Measured by `python -m bench.learning`
 # on covidqa_qsim (another set than the one the learning loop is scored on): see docs/quality.md,
 # "Learning from users".
-CLUSTER_COSINE = 0.7
+CLUSTER_COSINE = 0.85
 # An answer this close above the answer threshold is "answered with low confidence" and reviewed too.
 LOW_CONFIDENCE_MARGIN = 0.1
 CHOSEN_VOTE = 3.0  # a suggestion a user picked outweighs this many first-ranked retrievals
@@ -142,8 +142,11 @@ class Review:
             for row, _ in members:
                 if row["chosen"] in passages:
                     votes[row["chosen"]] += CHOSEN_VOTE
-                if row["best_passage_id"] in passages and not (row["helpful"] == 0 and row["passage_id"] == row["best_passage_id"]):
-                    votes[row["best_passage_id"]] += 1.0
+                # The first retrieved passage, unless the user said the answer it gave did not help: then the next.
+                rejected = row["passage_id"] if row["helpful"] == 0 else None
+                best = next((pid for pid in row["retrieved"].split() if pid != rejected and pid in passages), None)
+                if best is not None:
+                    votes[best] += 1.0
             # An FAQ first: only an FAQ can take alternate phrasings.
             ranked = sorted(votes, key=lambda pid: (passages[pid].kind != "faq", -votes[pid]))
             clusters.append(Cluster(
