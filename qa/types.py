@@ -157,7 +157,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=())
     suggestions: tuple[Suggestion, ...] = ()
-    answer_id: str = ""  # set by Bot.ask: names this answer for feedback and the question log
+    answer_id: str = field(default="", compare=False)  # set by Bot.ask: names it for feedback and the question log
 
     @property
     def outcome(self) -> str:
