@@ -7,7 +7,9 @@ The page is a thin view of `qa.Bot`: each reply is an `Answer` rendered by
 `render_answer`, which escapes every piece of document text and every question,
 so a document holding `<script>` shows it as text. The chat history lives in
 each browser session (the Chatbot value and a `gr.State`), never in this module.
-A JSON endpoint, `/ask`, returns `Answer.to_dict()` for programs.
+A JSON endpoint, `/ask`, returns `Answer.to_dict()` for programs; `/feedback`
+records a thumbs up or down, as the chat's own buttons do, in the question log.
+With a login and `--review`, a Review tab shows the review queue (qa/review.py).
 
 Importing this module loads no model and reads no index; `main()` loads both
 once, before the server starts.
@@ -30,7 +32,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
 from starlette.middleware import Middleware  # noqa: E402
 
-from qa import Answer, Bot, Hit, QAError, remember, settings  # noqa: E402
+from qa import Answer, Bot, Hit, QAError, open_review, remember, settings  # noqa: E402
 
 log = logging.getLogger("ui")
 
@@ -244,12 +246,26 @@ class _NoUploads:
         await self.app(scope, receive, send)
 
 
-def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
-    """The chat page and the `/ask` endpoint over `bot`, queued for concurrent users.
+REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate"]
+
+
+def review_rows(queue: list) -> list[list]:
+    """The review queue's clusters as table rows for the Review tab."""
+    rows = []
+    for n, c in enumerate(queue, 1):
+        why = ", ".join(f"{k} {v}" for k, v in c.reasons.most_common())
+        candidate = f"{c.candidate.id}: {c.candidate.label or _snippet(c.candidate.text, 80)}" if c.candidate else ""
+        rows.append([n, c.count, "\n".join(c.questions), why, candidate])
+    return rows
+
+
+def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Blocks:
+    """The chat page and the `/ask` and `/feedback` endpoints over `bot`, queued for concurrent users.
 
     Args:
         bot: a Bot; call `warm_up()` first so no request pays for loading.
         concurrency: requests answered at once; the rest wait in Gradio's queue.
+        review: a `qa.review.Review` to show as a Review tab (only behind a login), or None.
 
     Returns:
         The Gradio app, not launched (see `launch`).
@@ -264,9 +280,9 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
         buttons += [gr.Button(value="", visible=False)] * (SUGGESTIONS - len(buttons))
         return (pending, *buttons)
 
-    def respond(question: str, messages: list, asked: list[str]):
+    def respond(question: str, messages: list, asked: list[str], ids: dict):
         if not question.strip():
-            return ("", messages, asked, *offer(None, asked))
+            return ("", messages, asked, ids, *offer(None, asked))
         answer, before = None, asked
         try:
             answer = bot.ask(question, history=asked)
@@ -278,22 +294,42 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
             {"role": "user", "content": render_question(question)},
             {"role": "assistant", "content": reply},
         ]
-        return ("", messages, asked, *offer(answer, before))
+        return ("", messages, asked, answered(ids, messages, answer), *offer(answer, before))
 
-    def pick(index: int, messages: list, pending: dict | None):
-        """Answer the pending question from the suggestion the user picked, with its citation."""
+    def answered(ids: dict, messages: list, answer: Answer | None) -> dict:
+        """The chat's answer ids by message index, with the last message's (for thumbs up / down)."""
+        return {**ids, str(len(messages) - 1): answer.answer_id} if answer is not None else ids
+
+    def pick(index: int, messages: list, pending: dict | None, ids: dict):
+        """Answer the pending question from the suggestion the user picked, with its citation (logged as picked)."""
         if not pending or index >= len(pending["suggestions"]):
-            return (messages, *offer(None, []))
+            return (messages, ids, *offer(None, []))
         passage_id, text = pending["suggestions"][index]
+        answer = None
         try:
-            reply = render_answer(bot.ask(pending["question"], history=pending["history"], choose=passage_id))
+            answer = bot.ask(pending["question"], history=pending["history"], choose=passage_id)
+            reply = render_answer(answer)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
         messages = messages + [
             {"role": "user", "content": render_question(text)},
             {"role": "assistant", "content": reply},
         ]
-        return (messages, *offer(None, []))
+        return (messages, answered(ids, messages, answer), *offer(None, []))
+
+    def like(ids: dict, event: gr.LikeData) -> None:
+        """A thumb on a reply: recorded in the question log (an undone thumb records nothing)."""
+        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        answer_id = ids.get(str(index))
+        if answer_id and isinstance(event.liked, bool):
+            bot.feedback(answer_id, event.liked)
+
+    def feedback(answer_id: str, helpful: bool) -> str:
+        """Record whether the answer `answer_id` (from /ask) helped; returns {"recorded": true|false} as JSON."""
+        try:
+            return json.dumps({"recorded": bot.feedback(answer_id, helpful)})
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def ask(question: str, history: list[str] | None = None, choose: str | None = None) -> str:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON.
@@ -332,13 +368,14 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
                 render_markdown=False,
                 allow_tags=False,
                 sanitize_html=True,
-                feedback_options=None,
+                feedback_options=("Like", "Dislike"),
                 buttons=[],
                 placeholder="Ask a question about the documents.",
                 examples=[{"text": q} for q in example_questions(bot)] or None,
                 elem_id="chat",
             )
             asked = gr.State([])
+            ids = gr.State({})
             with gr.Row():
                 question = gr.Textbox(
                     placeholder="Type a question and press Enter",
@@ -353,16 +390,17 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
                 choices = [gr.Button(visible=False, size="sm", elem_id=f"suggestion-{i + 1}") for i in range(SUGGESTIONS)]
             # One concurrency group: the chat and /ask share the `concurrency` slots.
             chat = dict(concurrency_id="bot", api_visibility="private")
-            replies = [question, chatbot, asked, pending, *choices]
-            question.submit(respond, [question, chatbot, asked], replies, **chat)
+            replies = [question, chatbot, asked, ids, pending, *choices]
+            question.submit(respond, [question, chatbot, asked, ids], replies, **chat)
             chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
-                respond, [question, chatbot, asked], replies, **chat
+                respond, [question, chatbot, asked, ids], replies, **chat
             )
             for i, button in enumerate(choices):
-                button.click(functools.partial(pick, i), [chatbot, pending], [chatbot, pending, *choices], **chat)
+                button.click(functools.partial(pick, i), [chatbot, pending, ids], [chatbot, ids, pending, *choices], **chat)
+            chatbot.like(like, ids, None, queue=False, api_visibility="private")
             hidden = [gr.Button(visible=False)] * SUGGESTIONS
-            clear.click(lambda: ("", [], [], None, *hidden), None, replies, queue=False, api_visibility="private")
-            chatbot.clear(lambda: ([], None, *hidden), None, [asked, pending, *choices], queue=False,
+            clear.click(lambda: ("", [], [], {}, None, *hidden), None, replies, queue=False, api_visibility="private")
+            chatbot.clear(lambda: ([], {}, None, *hidden), None, [asked, ids, pending, *choices], queue=False,
                           api_visibility="private")
         with gr.Tab("Documents", elem_id="documents-tab"):
             gr.Dataframe(
@@ -375,9 +413,68 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY) -> gr.Blocks:
                 label="FAQ", elem_id="faqs",
             )
             search.change(faq_rows, search, faqs, api_name="faqs", queue=False)
+        if review is not None:
+            _review_tab(review)
         gr.api(ask, api_name="ask", concurrency_id="bot")
+        gr.api(feedback, api_name="feedback", concurrency_id="bot")
     app.queue(default_concurrency_limit=concurrency)
     return app
+
+
+def _review_tab(review) -> None:
+    """The Review tab: the review queue, and per cluster: add as alternates, add a new FAQ, or dismiss."""
+
+    def refresh(note: str = ""):
+        queue = review.queue()
+        choices = [(f"{n}. {_snippet(c.questions[0], 70)} ({c.count}x)", c.key) for n, c in enumerate(queue, 1)]
+        first = queue[0] if queue else None
+        return (review_rows(queue), gr.Dropdown(choices=choices, value=first.key if first else None),
+                first.candidate.id if first and first.candidate else "",
+                note or f"{len(queue)} cluster(s) to review.")
+
+    def select(key: str | None) -> str:
+        cluster = next((c for c in review.queue() if c.key == key), None)
+        return cluster.candidate.id if cluster and cluster.candidate else ""
+
+    def act(action: str, key: str | None, faq_id: str, question: str, answer: str):
+        try:
+            if not key:
+                raise ValueError("pick a cluster first")
+            cluster = review.find(key)
+            if action == "accept":
+                note = f"Added as alternates of {faq_id or cluster.candidate.id} in {review.accept(cluster, faq_id or None).name}."
+            elif action == "add":
+                note = f"Added a new FAQ in {review.add_faq(cluster, question, answer).name}."
+            else:
+                review.dismiss(cluster)
+                note = "Dismissed."
+        except ValueError as exc:
+            return (gr.skip(), gr.skip(), gr.skip(), f"Cannot do that: {exc}")
+        return refresh(note + " Run `qa build` to apply; the chat switches to the new index by itself.")
+
+    with gr.Tab("Review", elem_id="review-tab") as tab:
+        status = gr.Markdown(elem_id="review-status")
+        table = gr.Dataframe(headers=REVIEW_HEADERS, interactive=False, wrap=True, label="Questions to review",
+                             elem_id="review-queue")
+        with gr.Row():
+            cluster = gr.Dropdown(label="Cluster", choices=[], elem_id="review-cluster", scale=3)
+            faq_id = gr.Textbox(label="FAQ id", elem_id="review-faq-id", scale=2)
+            accept = gr.Button("Add as alternates", variant="primary", elem_id="review-accept", scale=1)
+            dismiss = gr.Button("Dismiss", elem_id="review-dismiss", scale=1)
+        with gr.Row():
+            new_question = gr.Textbox(label="New FAQ question", elem_id="review-question", scale=3)
+            new_answer = gr.Textbox(label="Its answer", elem_id="review-answer", scale=3)
+            add = gr.Button("Add new FAQ", elem_id="review-add", scale=1)
+        reload = gr.Button("Refresh", size="sm", elem_id="review-refresh")
+        outputs = [table, cluster, faq_id, status]
+        private = dict(api_visibility="private", concurrency_id="bot")
+        reload.click(refresh, None, outputs, **private)
+        tab.select(refresh, None, outputs, **private)
+        cluster.input(select, cluster, faq_id, **private)
+        fields = [cluster, faq_id, new_question, new_answer]
+        accept.click(functools.partial(act, "accept"), fields, outputs, **private)
+        add.click(functools.partial(act, "add"), fields, outputs, **private)
+        dismiss.click(functools.partial(act, "dismiss"), fields, outputs, **private)
 
 
 def is_loopback(host: str) -> bool:
@@ -473,6 +570,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="login to require (default: $QA_AUTH)")
+    p.add_argument("--log", metavar="FILE", help="question log, or off (default: $QA_LOG or qa-log.sqlite3 beside the index)")
+    p.add_argument("--review", action="store_true", help="show the Review tab (needs --auth)")
+    p.add_argument("--data", metavar="DIR", help="where the Review tab writes (default: $QA_DATA_DIR or ./data)")
     return p
 
 
@@ -491,11 +591,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         auth = parse_auth(settings.auth(args.auth))
         host, port = settings.host(args.host), settings.port(args.port)
-        bot = Bot(args.index, model=args.model, threshold=args.threshold).warm_up()
+        if args.review and auth is None:
+            raise ValueError("--review needs a login (--auth USER:PASSWORD): reviewers are not anonymous users")
+        log_file = settings.question_log(args.log, index=args.index, default_on=True)
+        bot = Bot(args.index, model=args.model, threshold=args.threshold, question_log=log_file or "off").warm_up()
+        review = open_review(args.index, str(log_file or "off"), args.data, bot=bot) if args.review else None
     except (QAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = build_app(bot)
+    if log_file:
+        log.info("questions, answers and feedback are logged in %s (--log off to stop)", log_file)
+    app = build_app(bot, review=review)
     try:
         launch(app, host, port, auth)
     except KeyboardInterrupt:  # Ctrl-C before Gradio's own wait loop took over: stop just as cleanly

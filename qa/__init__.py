@@ -20,6 +20,8 @@ from .errors import (
     IndexNotFoundError,
     QAError,
 )
+from .log import QuestionLog
+from .review import Review, open_review
 from .types import Answer, Citation, Hit, Passage, Suggestion
 
 __all__ = [
@@ -34,8 +36,11 @@ __all__ = [
     "IndexNotFoundError",
     "Passage",
     "QAError",
+    "QuestionLog",
+    "Review",
     "Suggestion",
     "ask",
+    "open_review",
     "remember",
 ]
 

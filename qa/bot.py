@@ -6,15 +6,18 @@ import logging
 import os
 import re
 import threading
+import uuid
 from dataclasses import replace
 from typing import Sequence
 
 from . import settings
 from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
+from .errors import QAError
 from .indexing import build_index
+from .log import QuestionLog
 from .retrieval import RetrievalSettings, Retriever
-from .store import StoredIndex, load_index
+from .store import StoredIndex, load_index, manifest_signature
 from .types import Answer, Passage
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,12 @@ class Bot:
         answering: how answers are cut and when the bot abstains.
         verify: check the index files' checksums when loading.
         embedder: an Embedder to share (e.g. between bots); None makes one for the index's model.
+        question_log: where to log questions and feedback: a file, a QuestionLog, or "off"
+            (argument → $QA_LOG → off; see qa/log.py).
+
+    A Bot notices a newly committed index (`qa build` on its folder) between two
+    requests and switches to it whole: a request uses one index from start to end,
+    and a new index that cannot be loaded leaves the old one serving (one warning).
 
     Raises:
         ValueError: k < 1, or a threshold outside [0, 1].
@@ -139,6 +148,7 @@ class Bot:
         answering: AnswerSettings | None = None,
         verify: bool = True,
         embedder: Embedder | None = None,
+        question_log: str | os.PathLike | QuestionLog | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -156,6 +166,13 @@ class Bot:
         self._lock = threading.Lock()
         self._embedder: Embedder | None = embedder
         self._retriever: Retriever | None = None
+        self._reload_lock = threading.Lock()
+        self._manifest_seen: tuple | None = None
+        if isinstance(question_log, QuestionLog):
+            self.question_log: QuestionLog | None = question_log
+        else:
+            path = settings.question_log(question_log)
+            self.question_log = QuestionLog(path) if path else None
 
     @classmethod
     def build(
@@ -190,12 +207,69 @@ class Bot:
         """
         with self._lock:
             if self._retriever is None:
+                self._manifest_seen = manifest_signature(self.index_dir)
                 index = load_index(self.index_dir, model=self.model, verify=self.verify)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
                 self._retriever = Retriever(index, self.retrieval_settings)
         return self
+
+    def reload_if_changed(self) -> bool:
+        """Switch to a newly committed index, if the manifest changed since the last look.
+
+        The new index is loaded beside the old one and then swapped in with one
+        assignment, so a request already running finishes on the old index. A new
+        index that cannot be loaded (damaged, another model) is tried once and
+        logged as one warning; the old one keeps serving until the manifest changes again.
+
+        Returns:
+            True when the bot now serves a new index.
+        """
+        current = self._retriever
+        if current is None:
+            return False
+        signature = manifest_signature(self.index_dir)
+        if signature is None or signature == self._manifest_seen:
+            return False
+        if not self._reload_lock.acquire(blocking=False):
+            return False  # another request is loading it; this one is served by the old index
+        try:
+            if signature == self._manifest_seen:
+                return False
+            self._manifest_seen = signature
+            try:
+                index = load_index(self.index_dir, model=self.embedder.model_id, verify=self.verify)
+            except QAError as exc:
+                log.warning("a new index was committed in %s but cannot be used (%s); still serving build %s",
+                            self.index_dir, exc, current.index.manifest["build_id"])
+                return False
+            if index.manifest["build_id"] == current.index.manifest["build_id"]:
+                return False
+            self._retriever = Retriever(index, self.retrieval_settings)
+            log.info("switched to the new index in %s (build %s, %d passages)",
+                     self.index_dir, index.manifest["build_id"], len(index.passages))
+            return True
+        finally:
+            self._reload_lock.release()
+
+    def feedback(self, answer_id: str, helpful: bool) -> bool:
+        """Record whether the answer `answer_id` helped (thumbs up or down) in the question log.
+
+        Returns:
+            True when recorded; False when the log is off, the answer is not in it, or it cannot be written.
+
+        Raises:
+            ValueError: `answer_id` is not a non-empty string or `helpful` not a bool.
+        """
+        if not isinstance(answer_id, str) or not answer_id.strip() or len(answer_id) > 64:
+            raise ValueError(f"answer_id must be the answer_id of an earlier answer, got {answer_id!r:.80}")
+        if not isinstance(helpful, bool):
+            raise ValueError(f"helpful must be true or false, got {helpful!r:.80}")
+        if self.question_log is None:
+            log.info("feedback on %s not recorded: the question log is off", answer_id)
+            return False
+        return self.question_log.feedback(answer_id.strip(), helpful)
 
     @property
     def retriever(self) -> Retriever:
@@ -317,10 +391,22 @@ class Bot:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         texts = [validate_question(q, self.max_question_chars) for q in questions]
         history = validate_history(history, self.max_question_chars)
-        found = self._search_in_context(texts, history[-1] if history else None, k, threshold)
-        return [self.answerer.answer(text, results, threshold, choose) for text, results in zip(texts, found)]
+        self.warm_up()
+        self.reload_if_changed()
+        retriever = self.retriever  # one index for the whole request, even if a reload swaps it meanwhile
+        found = self._search_in_context(texts, history[-1] if history else None, k, threshold, retriever)
+        answers = [
+            replace(self.answerer.answer(text, results, threshold, choose), answer_id=uuid.uuid4().hex)
+            for text, results in zip(texts, found)
+        ]
+        if self.question_log is not None:
+            build = retriever.index.manifest["build_id"]
+            for answer in answers:
+                self.question_log.record(answer, chosen=choose, build_id=build)
+        return answers
 
-    def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None) -> list:
+    def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None,
+                           retriever: Retriever | None = None) -> list:
         """Retrieval results for each question: alone, or read with the previous question when that scores better.
 
         A question is read with the previous one only when it may refer back (a
@@ -330,7 +416,7 @@ class Bot:
         is their address?" or an off-topic question keeps its own words and never
         inherits the previous answer.
         """
-        retriever, answerer = self.retriever, self.answerer
+        retriever, answerer = retriever or self.retriever, self.answerer
         back = [i for i, t in enumerate(texts) if leans_back(t)] if previous is not None else []
         if not back:
             return retriever.search_many(texts, self.embedder.encode(texts, batch_size=64), k)

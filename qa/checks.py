@@ -80,7 +80,7 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
         for line, message in doc.warnings:
             code = "empty-answer" if "has no answer" in message else "reader"
             problems.append(Problem(doc.path, line, WARNING, code, message))
-        if not doc.passages:
+        if not doc.passages and doc.kind != "alternates":
             problems.append(Problem(doc.path, 1, WARNING, "no-passage", "no passage: the document has no text to index"))
         for p in doc.passages:
             words = len(p.text.split())

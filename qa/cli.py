@@ -282,6 +282,69 @@ def cmd_chat(args) -> int:
         print(format_answer(answer, paths))
 
 
+def _show_cluster(n: int, cluster) -> str:
+    reasons = ", ".join(f"{k} {v}" for k, v in cluster.reasons.most_common())
+    lines = [f"[{n}] asked {cluster.count}x ({reasons})"]
+    lines += [f"    - {q}" for q in cluster.questions[:10]]
+    if len(cluster.questions) > 10:
+        lines.append(f"    … and {len(cluster.questions) - 10} more")
+    c = cluster.candidate
+    lines.append(f"    best candidate: {c.id} ({c.kind}) {c.label or c.text[:80]}" if c else "    best candidate: none")
+    return terminal_safe("\n".join(lines))
+
+
+def cmd_review(args) -> int:
+    from .review import open_review
+
+    review = open_review(args.index, args.log, args.data, args.model)
+    queue = review.queue()
+    if args.json:
+        print(_json([c.to_dict() for c in queue]))
+        return 0
+    if not queue:
+        print("nothing to review")
+        return 0
+    interactive = not args.accept_all and sys.stdin.isatty() and not args.list
+    done = 0
+    for n, cluster in enumerate(queue, 1):
+        print(_show_cluster(n, cluster))
+        if args.accept_all:
+            if cluster.candidate is not None and cluster.candidate.kind == "faq":
+                review.accept(cluster)
+                done += 1
+            continue
+        if not interactive:
+            continue
+        while True:
+            choice = input("    [a]lternates of the candidate, alternates of [o]ther FAQ id, [n]ew FAQ, [d]ismiss, "
+                           "[s]kip, [q]uit: ").strip().lower()[:1]
+            try:
+                if choice == "a":
+                    review.accept(cluster)
+                elif choice == "o":
+                    review.accept(cluster, input("    FAQ id (a passage_id, e.g. from `qa ask --json`): ").strip())
+                elif choice == "n":
+                    review.add_faq(cluster, input("    question: "), input("    answer: "))
+                elif choice == "d":
+                    review.dismiss(cluster)
+                elif choice == "q":
+                    return _reviewed(done)
+                elif choice != "s":
+                    continue
+            except ValueError as exc:
+                print(terminal_safe(f"    error: {exc}"))
+                continue
+            done += choice != "s"
+            break
+    return _reviewed(done) if (interactive or args.accept_all) else 0
+
+
+def _reviewed(done: int) -> int:
+    if done:
+        print(f"{done} cluster(s) handled; run `qa build` to apply them (a running chat switches to the new index)")
+    return 0
+
+
 def cmd_serve(args) -> int:
     try:
         import ui  # installed beside the package (pyproject's py-modules)
@@ -344,6 +407,15 @@ def parser() -> argparse.ArgumentParser:
     _common(c)
     c.add_argument("--threshold", type=float)
     c.set_defaults(func=cmd_chat)
+
+    r = sub.add_parser("review", help="group the questions the chat did not answer well, and act on each group")
+    _common(r)
+    r.add_argument("--log", metavar="FILE", help="the question log (default: $QA_LOG or qa-log.sqlite3 beside the index)")
+    r.add_argument("--data", metavar="DIR", help="where accepted changes are written (default: $QA_DATA_DIR or ./data)")
+    r.add_argument("--list", action="store_true", help="only list the clusters")
+    r.add_argument("--json", action="store_true", help="the clusters as JSON")
+    r.add_argument("--accept-all", action="store_true", help="add every cluster to its FAQ candidate's alternates")
+    r.set_defaults(func=cmd_review)
 
     s = sub.add_parser("serve", help="start the web chat (ui.py); options after -- go to it")
     s.add_argument("rest", nargs=argparse.REMAINDER)

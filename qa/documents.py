@@ -16,6 +16,7 @@ from typing import Iterable
 
 from .discovery import iter_files
 from .errors import DocumentError, UnreadableDocumentError
+from .alternates import KIND as ALTERNATES_KIND, is_alternates_file, parse_alternates
 from .readers import reader_for, supported_suffixes
 from .readers.base import Document, decode_text, passage_id, readable_title
 from .readers.faq_csv import parse_faq_csv
@@ -76,6 +77,10 @@ def load_document(path: Path, max_bytes: int | None = None) -> Document:
         UnreadableDocumentError: not a readable document (binary, encrypted, damaged); the reason says which.
     """
     path = Path(path)
+    if is_alternates_file(path):
+        text = read_text(path, max_bytes)
+        parse_alternates(str(path), text)  # a malformed line stops the build here, naming it
+        return Document(path=str(path), text=text, title="Alternate phrasings", passages=(), kind=ALTERNATES_KIND)
     reader = reader_for(path.suffix)
     if reader is None:
         raise DocumentError(f"{path}: unsupported file type {path.suffix or '(none)'!r}")

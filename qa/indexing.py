@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import settings
+from .alternates import KIND as ALTERNATES_KIND, merge_alternates, parse_alternates
 from .checks import check_documents, conflicts
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
@@ -209,9 +210,15 @@ def passages_of(documents: list[Document], sources: list[dict]) -> list[Passage]
     """The documents' passages, each naming its file below the folder given to the build.
 
     Never by its absolute path, which would reveal the server's folders and user names in
-    citations and /ask; the manifest's sources keep the path as given, for the CLI.
+    citations and /ask; the manifest's sources keep the path as given, for the CLI. The
+    phrasings of an `alternates.jsonl` among the documents join their FAQs (qa/alternates.py).
     """
-    return [replace(p, path=source["key"]) for source, document in zip(sources, documents) for p in document.passages]
+    passages = [replace(p, path=source["key"]) for source, document in zip(sources, documents) for p in document.passages]
+    passages = unique_ids(passages)
+    for document in documents:
+        if document.kind == ALTERNATES_KIND:
+            passages = merge_alternates(passages, parse_alternates(document.path, document.text), document.path)
+    return passages
 
 
 def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> tuple[list[Passage], list[dict]]:

@@ -44,6 +44,8 @@ SETTINGS = (
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
+    Setting("QA_LOG", "--log", "web chat: qa-log.sqlite3 beside the index folder; Python: off",
+            "the question log (SQLite file), or off"),
 )
 ENV_NAMES = tuple(s.env for s in SETTINGS)
 
@@ -184,6 +186,28 @@ def port(value: int | None = None) -> int:
 def auth(value: str | None = None) -> str | None:
     """The web chat's login as USER:PASSWORD: argument → $QA_AUTH → None (no login)."""
     return value or _env("QA_AUTH") or None
+
+
+LOG_FILE = "qa-log.sqlite3"
+_OFF = ("off", "0", "no", "false", "none")
+
+
+def question_log(value: str | os.PathLike | None = None, *, index: str | os.PathLike | None = None,
+                 default_on: bool = False) -> Path | None:
+    """The question log's file, or None when logging is off: argument → $QA_LOG → the default.
+
+    The default is off for `Bot` and `ask()`, and for the web chat (`default_on`)
+    `qa-log.sqlite3` beside the index folder (never inside it: a build replaces that).
+    "off" (or 0, no, false, none) turns the log off.
+    """
+    chosen = str(value).strip() if value is not None else _env("QA_LOG")
+    if chosen.lower() in _OFF:
+        return None
+    if chosen:
+        return Path(chosen)
+    if not default_on:
+        return None
+    return index_dir(index).resolve().parent / LOG_FILE
 
 
 def markdown_table() -> str:

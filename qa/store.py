@@ -195,6 +195,15 @@ def clean_leftovers(folder: Path) -> None:
             child.unlink(missing_ok=True)
 
 
+def manifest_signature(folder: Path) -> tuple | None:
+    """What changes when a build commits (the manifest's inode, size and time), or None without one: cheap to poll."""
+    try:
+        st = os.stat(Path(folder) / MANIFEST)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def read_manifest(folder: Path) -> dict:
     """The manifest of the index in `folder`.
 

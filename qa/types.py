@@ -157,6 +157,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     passages: tuple[Hit, ...] = field(default=())
     suggestions: tuple[Suggestion, ...] = ()
+    answer_id: str = field(default="", compare=False)  # set by Bot.ask: names it for feedback and the question log
 
     @property
     def outcome(self) -> str:
@@ -175,4 +176,5 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "suggestions": [s.to_dict() for s in self.suggestions],
             "passages": [h.to_dict() for h in self.passages],
+            "answer_id": self.answer_id,
         }

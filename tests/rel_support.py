@@ -38,9 +38,14 @@ EXTRA_FAQ = [
 ]
 
 
+def without_id(answer: dict) -> dict:
+    """An answer's dict without its `answer_id`, which is new for every answer, so that equal answers compare equal."""
+    return {k: v for k, v in answer.items() if k != "answer_id"}
+
+
 def snapshot(bot, questions=QUESTIONS) -> list[dict]:
     """Every answer of `bot` to `questions`, as plain data that compares exactly."""
-    return [bot.ask(q).to_dict() for q in questions]
+    return [without_id(bot.ask(q).to_dict()) for q in questions]
 
 
 def folder_state(folder: Path) -> dict[str, str]:

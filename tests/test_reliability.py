@@ -20,7 +20,7 @@ from qa.indexing import build_index
 from qa.store import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
 
 from .conftest import ARTICLE
-from .rel_support import QUESTIONS, copy_index, folder_state, make_second_corpus, snapshot
+from .rel_support import QUESTIONS, copy_index, folder_state, make_second_corpus, snapshot, without_id
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_eight_threads_asking_at_once_get_the_answers_one_thread_gets(bot, seque
         try:
             barrier.wait(timeout=30)
             order = [(n + i) % len(QUESTIONS) for i in range(len(QUESTIONS))] * rounds
-            results[n] = [(i, bot.ask(QUESTIONS[i]).to_dict()) for i in order]
+            results[n] = [(i, without_id(bot.ask(QUESTIONS[i]).to_dict())) for i in order]
         except BaseException as exc:  # noqa: BLE001 - reported below with the thread's number
             errors.append(exc)
 
@@ -83,7 +83,7 @@ def test_first_asks_from_many_threads_load_the_index_once(article_index, embedde
 
     def worker() -> None:
         barrier.wait(timeout=30)
-        answers.append(cold.ask(QUESTIONS[0]).to_dict())
+        answers.append(without_id(cold.ask(QUESTIONS[0]).to_dict()))
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:

@@ -1,0 +1,100 @@
+"""`alternates.jsonl` in the data folder: other phrasings of existing FAQs, added by review.
+
+One JSON object a line, `{"id": FAQ_PASSAGE_ID, "alternates": ["...", ...]}`;
+an FAQ may appear on several lines. It is an ordinary file of the data folder,
+for people to read and version: the build reads it beside the documents and adds
+each line's phrasings to that FAQ's own alternates (an id no FAQ has is a
+warning), so `qa review` never writes into the index. `added-faq.csv`, the
+other file review writes, is an ordinary FAQ file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import DocumentError
+from .types import Passage
+
+log = logging.getLogger(__name__)
+
+ALTERNATES_FILE = "alternates.jsonl"
+ADDED_FAQ_FILE = "added-faq.csv"
+KIND = "alternates"
+
+
+def is_alternates_file(path: str | Path) -> bool:
+    return Path(path).name == ALTERNATES_FILE
+
+
+def parse_alternates(path: str, text: str) -> dict[str, list[str]]:
+    """The phrasings each FAQ id gains, in file order, each once.
+
+    Raises:
+        DocumentError: a line that is not an object with a string "id" and a list of strings "alternates".
+    """
+    found: dict[str, list[str]] = {}
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise DocumentError(f"{path}:{line_no}: invalid JSON: {exc}") from None
+        faq_id = record.get("id") if isinstance(record, dict) else None
+        phrasings = record.get("alternates") if isinstance(record, dict) else None
+        if not isinstance(faq_id, str) or not faq_id.strip() or not isinstance(phrasings, list) \
+                or not all(isinstance(a, str) for a in phrasings):
+            raise DocumentError(f'{path}:{line_no}: expected {{"id": "FAQ id", "alternates": ["...", ...]}}')
+        kept = found.setdefault(faq_id.strip(), [])
+        kept += [a.strip() for a in phrasings if a.strip() and a.strip() not in kept]
+    return found
+
+
+def merge_alternates(passages: list[Passage], added: dict[str, list[str]], source: str = ALTERNATES_FILE) -> list[Passage]:
+    """The passages, each FAQ named in `added` with those phrasings appended to its alternates (each once)."""
+    by_id = {p.id: p for p in passages if p.kind == "faq"}
+    for faq_id in added:
+        if faq_id not in by_id:
+            log.warning("%s: no FAQ has the id %r; its alternates are ignored", source, faq_id)
+    out = []
+    for p in passages:
+        extra = added.get(p.id) if p.kind == "faq" else None
+        if extra:
+            have = {a.casefold() for a in (p.question or "", *p.alternates)}
+            new = tuple(a for a in extra if a.casefold() not in have)
+            p = replace(p, alternates=p.alternates + new) if new else p
+        out.append(p)
+    return out
+
+
+def append_alternates(data_dir: str | Path, faq_id: str, phrasings: list[str]) -> Path:
+    """Add one line to the data folder's alternates file (created if missing); returns its path."""
+    path = Path(data_dir) / ALTERNATES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": faq_id, "alternates": list(phrasings)}, ensure_ascii=False) + "\n")
+    return path
+
+
+def append_faq(data_dir: str | Path, question: str, answer: str, alternates: list[str] = ()) -> Path:
+    """Add one FAQ pair to the data folder's added-faq.csv (created with its header if missing); returns its path.
+
+    Raises:
+        ValueError: an empty question or answer.
+    """
+    question, answer = question.strip(), answer.strip()
+    if not question or not answer:
+        raise ValueError("a new FAQ needs a question and an answer, neither empty")
+    path = Path(data_dir) / ADDED_FAQ_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(["question", "answer", "alternates"])
+        writer.writerow([question, answer, "|".join(a.replace("|", "/") for a in alternates if a.strip() != question)])
+    return path
