@@ -29,7 +29,8 @@ _NUMBER_WORDS = set(("one two three four five six seven eight nine ten eleven tw
 _DATE_WORDS = set(("monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow century "
                    "centuries decade decades year years yearly annual annually daily weekly week weeks month "
                    "months day days hour hours minute minutes spring summer autumn fall winter ago era "
-                   "morning evening night noon midnight season seasons period").split()) | set(_MONTHS)
+                   "morning evening night noon midnight season seasons period weekday weekdays weekend weekends "
+                   "tonight dawn dusk o'clock am pm").split()) | set(_MONTHS)
 _DIGIT = re.compile(r"\d")
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nothing|neither|nor|without|cannot)\b|n[’']t\b", re.I)
 # Words that frame a question rather than name its topic ("what is the *name* of…", "what *kind* of…").
@@ -78,8 +79,8 @@ def holds_kind(kind: str, quote: str, question: str) -> bool | None:
     """
     if kind == "how_many":
         return bool(_DIGIT.search(quote)) or not _NUMBER_WORDS.isdisjoint(words(quote))
-    if kind == "when":
-        return bool(_DIGIT.search(quote)) or not _DATE_WORDS.isdisjoint(words(quote))
+    if kind == "when":  # a date, a day, or a time ("at eight")
+        return bool(_DIGIT.search(quote)) or not (_DATE_WORDS | _NUMBER_WORDS).isdisjoint(words(quote))
     if kind in ("who", "where"):
         return bool(names(quote) - words(question))
     return None

@@ -86,6 +86,7 @@ def test_a_quote_holds_the_kind_of_thing_asked_for():
     assert not holds_kind("how_many", "It lasted a long time.", "How long?")
     assert holds_kind("when", "Castro came in 1963.", "When did Castro come?")
     assert holds_kind("when", "It happened on Monday.", "When?")
+    assert holds_kind("when", "The office opens at eight on weekdays.", "When does the office open?")
     assert not holds_kind("when", "It happened at the cemetery.", "When?")
     # A name counts for who/where only when the question does not already hold it.
     assert holds_kind("who", "Díaz-Canel met Alexander Beglov.", "Who did Díaz-Canel meet?")
