@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qa import Bot, DocumentError
-from qa.answering import NOT_COVERED
+from qa.answering import NOT_COVERED, NOT_SURE
 from qa.documents import parse_article, parse_markdown, parse_faq_csv, parse_faq_json, parse_faq_jsonl
 from qa.indexing import build_index
 from qa.lexical import analyze
@@ -172,11 +172,16 @@ QUESTION_ERRORS = re.compile(r"question is empty|characters long; the limit is|i
 
 
 def check_answer(question: str, answer) -> None:
-    """A valid Answer: an exact quote of the cited passage at its offsets, or an abstention."""
+    """A valid Answer: an exact quote of the cited passage at its offsets, suggestions of retrieved passages,
+    or an abstention."""
     assert answer.question == question.strip()
     assert 0.0 <= answer.confidence <= 1.0
     assert 1 <= len(answer.passages) <= 5
     passages = {h.passage.id: h.passage for h in answer.passages}
+    if answer.outcome == "suggested":
+        assert answer.text == NOT_SURE and answer.citations == ()
+        assert 1 <= len(answer.suggestions) <= 3 and {s.passage_id for s in answer.suggestions} <= set(passages)
+        return
     if not answer.answered:
         assert answer.text == NOT_COVERED and answer.citations == ()
         return
