@@ -108,6 +108,20 @@ def load_questions(folder: Path, bot: Bot, kind: str) -> list[Question]:
     return [Question(q["query"], {ids[f] for f in q["faq_ids"] if f in ids}) for q in _read_jsonl(folder / "queries.jsonl")]
 
 
+def document_keys(folder: Path) -> set[str]:
+    """What a set's documents are: its article titles, or its FAQ questions (folded)."""
+    if set_kind(folder) == "article":
+        return {fold(d["title"]).strip() for d in _read_jsonl(folder / "docs.jsonl")}
+    return {fold(f["question"]).strip() for f in _read_jsonl(folder / "faqs.jsonl")}
+
+
+def out_of_scope_pool(folder: Path, folders: list[Path]) -> list[str]:
+    """The questions of the other sets that share no document with `folder`: questions about the same
+    articles (xquad_en and squad2_dev) or the same FAQ pairs (stackfaq and stackfaq_threads) are in scope."""
+    own = document_keys(folder)
+    return [t for f in folders if f != folder and not (own & document_keys(f)) for t in question_texts(f)]
+
+
 def question_texts(folder: Path) -> list[str]:
     """Every question of a set, for use as another set's out-of-scope questions."""
     kind = set_kind(folder)
@@ -323,8 +337,7 @@ def main(args) -> int:
     embedder = Embedder(args.model)
     results = []
     for folder in folders:
-        others = [t for f in folders if f != folder for t in question_texts(f)]
-        result = evaluate_set(folder, embedder, others, limit=args.limit)
+        result = evaluate_set(folder, embedder, out_of_scope_pool(folder, folders), limit=args.limit)
         results.append(result)
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
