@@ -14,7 +14,8 @@ from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
 from .indexing import build_index
 from .retrieval import RetrievalSettings, Retriever
-from .store import StoredIndex, load_index
+from .store import StoredIndex
+from .stores import open_index, parse_store
 from .types import Answer, Passage
 
 log = logging.getLogger(__name__)
@@ -122,9 +123,11 @@ class Bot:
         answering: how answers are cut and when the bot abstains.
         verify: check the index files' checksums when loading.
         embedder: an Embedder to share (e.g. between bots); None makes one for the index's model.
+        store: where the index lives (argument → $QA_STORE → "folder"): "folder", "milvus:PATH.db"
+            (Milvus Lite) or a Milvus server URI; with Milvus, `index_dir`'s last part names the index.
 
     Raises:
-        ValueError: k < 1, or a threshold outside [0, 1].
+        ValueError: k < 1, a threshold outside [0, 1], or an unknown store.
     """
 
     def __init__(
@@ -139,10 +142,12 @@ class Bot:
         answering: AnswerSettings | None = None,
         verify: bool = True,
         embedder: Embedder | None = None,
+        store: str | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.index_dir = settings.index_dir(index_dir)
+        self.store = parse_store(store)
         self.model = settings.model(model)
         answer_settings = answering or AnswerSettings()
         threshold = settings.threshold(threshold)
@@ -166,6 +171,7 @@ class Bot:
         model: str | None = None,
         progress: bool = False,
         embedder: Embedder | None = None,
+        store: str | None = None,
         **kwargs,
     ) -> "Bot":
         """Index the documents under `paths` into `index_dir` and return a Bot over it.
@@ -175,8 +181,8 @@ class Bot:
         """
         folder = settings.index_dir(index_dir)
         embedder = embedder or Embedder(model)
-        build_index(list(paths), folder, embedder, progress=progress)
-        return cls(folder, model=embedder.model_id, embedder=embedder, **kwargs)
+        build_index(list(paths), folder, embedder, progress=progress, store=store)
+        return cls(folder, model=embedder.model_id, embedder=embedder, store=store, **kwargs)
 
     @property
     def answer_settings(self) -> AnswerSettings:
@@ -190,7 +196,7 @@ class Bot:
         """
         with self._lock:
             if self._retriever is None:
-                index = load_index(self.index_dir, model=self.model, verify=self.verify)
+                index = open_index(self.store, self.index_dir, model=self.model, verify=self.verify)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()

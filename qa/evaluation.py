@@ -143,7 +143,7 @@ class Baselines:
         rows = rows[np.unique(index.keys[rows, 0], return_index=True)[1]]  # one key per passage
         assert len(rows) == len(self.ids)
         self.dense = faiss.IndexFlatIP(index.dimension)
-        self.dense.add(index.vectors.reconstruct_batch(rows))
+        self.dense.add(index.key_vectors(rows))
         texts = [p.text if kind == "article" else (p.question or "") for p in index.passages]
         self.bm25 = LexicalIndex.fit(texts)  # the same tokenizer as ours, over one text a passage
 
