@@ -1,0 +1,135 @@
+"""The Milvus store (Milvus Lite in a tmp folder) answers as the index folder does; its builds commit by alias."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus", reason="the 'scale' extra is not installed")
+
+from qa import Bot  # noqa: E402
+from qa.errors import IndexMismatchError, IndexNotFoundError  # noqa: E402
+from qa.indexing import build_index  # noqa: E402
+from qa.stores import collection_name, open_index, parse_store  # noqa: E402
+
+from .conftest import ARTICLE, FIXTURES, ROOT  # noqa: E402
+from .rel_support import QUESTIONS, Build, make_second_corpus, qa_env, snapshot  # noqa: E402
+
+BUNDLED = [json.loads(line)["question"] for line in (FIXTURES / "bundled_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def milvus_db(tmp_path_factory, embedder) -> str:
+    """A Milvus Lite file holding the bundled article's index (collection qa_article)."""
+    store = f"milvus:{tmp_path_factory.mktemp('milvus') / 'qa.db'}"
+    build_index([ARTICLE], "article", embedder, store=store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def milvus_bot(milvus_db, embedder):
+    return Bot("article", store=milvus_db, embedder=embedder).warm_up()
+
+
+def test_milvus_answers_every_bundled_question_as_the_folder_store_does(bot, milvus_bot):
+    questions = list(dict.fromkeys(BUNDLED + QUESTIONS))
+    assert snapshot(milvus_bot, questions) == snapshot(bot, questions)
+
+
+def test_milvus_ranks_the_same_passages_with_the_same_scores(bot, milvus_bot):
+    for question in BUNDLED:
+        mine, theirs = milvus_bot.ask(question, k=10), bot.ask(question, k=10)
+        assert [(h.passage.id, h.score) for h in mine.passages] == [(h.passage.id, h.score) for h in theirs.passages]
+
+
+def test_milvus_holds_the_same_passages_keys_and_vectors(bot, milvus_bot):
+    folder, milvus = bot.index, milvus_bot.index
+    assert milvus.passages == folder.passages
+    assert np.array_equal(milvus.keys, folder.keys)
+    rows = np.arange(len(folder.keys))[::-1]
+    assert np.array_equal(milvus.key_vectors(rows), folder.key_vectors(rows))
+    queries = bot.embedder.encode(BUNDLED[:4])
+    assert np.array_equal(milvus.nearest_keys(queries, 10), folder.nearest_keys(queries, 10))
+
+
+def test_milvus_bm25_is_bm25s_on_the_passages_it_returns(bot, milvus_bot):
+    for question in BUNDLED:
+        mine, theirs = milvus_bot.index.lexical.scores(question), bot.index.lexical.scores(question)
+        found = np.flatnonzero(mine)
+        assert set(found) == set(np.flatnonzero(theirs))  # a small corpus: every matching passage comes back
+        np.testing.assert_allclose(mine[found], theirs[found], rtol=1e-5)
+        assert milvus_bot.index.lexical.idf() == pytest.approx(bot.index.lexical.idf())
+
+
+def test_the_manifest_keeps_its_promises(milvus_db, embedder):
+    index = open_index(milvus_db, "article")
+    assert index.manifest["model"] == embedder.model_id
+    assert index.manifest["passage_count"] == len(index.passages)
+    assert index.manifest["key_count"] == len(index.keys)
+    with pytest.raises(IndexMismatchError, match="was built with model"):
+        open_index(milvus_db, "article", model="another-model")
+    with pytest.raises(IndexNotFoundError, match="no index 'qa_nothing'"):
+        open_index(milvus_db, "nothing")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("milvus:qa.sqlite", "milvus:PATH.db"), ("redis://host", "store must be"), ("faiss", "store must be"),
+])
+def test_a_bad_store_is_refused_in_one_line(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_store(value)
+
+
+def test_collection_names_are_milvus_identifiers():
+    assert collection_name("index") == "qa_index"
+    assert collection_name("/srv/my-faq.v2/") == "qa_my_faq_v2"
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], cwd=ROOT, env=env or qa_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["write", "commit"])
+def test_a_build_killed_mid_way_leaves_the_previous_collection_answering(stage, tmp_path, bot):
+    """SIGKILL a second build into the same Milvus Lite file: the alias still names the first build."""
+    store = f"milvus:{tmp_path / 'qa.db'}"
+    first = _cli("build", str(ARTICLE), "--store", store, "--index", "faq", "-q")
+    assert first.returncode == 0, first.stderr
+    build = Build(make_second_corpus(tmp_path / "corpus"), "--store", store, "--index", "faq",
+                  env=qa_env(QA_TEST_PAUSE_AT=stage))
+    build.wait_for(f"paused at {stage}")
+    assert build.kill() == -9
+    asked = _cli("ask", QUESTIONS[0], "--store", store, "--index", "faq", "--json")
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout) == bot.ask(QUESTIONS[0]).to_dict()
+    # The next build drops what the killed one left behind and answers from the new corpus.
+    again = _cli("build", str(tmp_path / "corpus"), "--store", store, "--index", "faq", "-q")
+    assert again.returncode == 0, again.stderr
+    info = json.loads(_cli("info", "--store", store, "--index", "faq", "--json").stdout)
+    assert info["passages"] == bot.index.manifest["passage_count"] + 2
+    from qa.stores import milvus_store
+
+    names = milvus_store(parse_store(store), "faq").client.list_collections()
+    assert len(names) == 2, names  # the current build's keys and passages, nothing else
+
+
+def test_milvus_without_the_extra_is_one_line_naming_it(tmp_path):
+    code = "import sys; sys.modules['pymilvus'] = None; from qa.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, "ask", "hello", "--store", f"milvus:{tmp_path / 'q.db'}"],
+                          cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: the Milvus store needs the 'scale' extra (pymilvus is not installed): pip install -e '.[scale]'"
+    ]
+
+
+def test_importing_qa_imports_neither_milvus_nor_ray():
+    code = "import qa, qa.cli, qa.bot, qa.stores, qa.indexing, sys; print(sorted(m for m in ('pymilvus', 'ray') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
