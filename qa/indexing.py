@@ -126,6 +126,42 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
     return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
 
 
+# A build embeds its texts in chunks of this many, each in one `Embedder.encode` call, locally or
+# on a Ray actor alike: a vector's last bits depend on the batch it was embedded in, so both ways
+# cutting the same chunks is what makes a --ray build's vectors identical to a local build's.
+EMBED_CHUNK = 1024
+
+
+def embed_texts(embedder: Embedder, texts: list[str], batch_size: int = 32, progress: bool = False,
+                ray: str | None = None) -> np.ndarray:
+    """Embed `texts` chunk by chunk (EMBED_CHUNK), here or with Ray ("local" or a cluster address).
+
+    Returns:
+        float32 (len(texts), dimension).
+    """
+    chunks = [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
+    if not chunks:
+        return embedder.encode([], batch_size=batch_size)
+    if ray:
+        from .ray_embedding import encode_chunks
+
+        parts = encode_chunks(embedder, chunks, ray, batch_size=batch_size)
+    else:
+        bar = None
+        if progress and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="text")
+        parts = []
+        for chunk in chunks:
+            parts.append(embedder.encode(chunk, batch_size=batch_size, progress=progress and bar is None))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+    return np.vstack(parts)
+
+
 def unique_ids(passages: list[Passage]) -> list[Passage]:
     """The passages, each id made unique by the one rule documents use too: a repeat gets -2, -3, … in corpus order.
 
@@ -353,13 +389,7 @@ def build_index(
         if on_stage:
             on_stage("embed")
         try:
-            texts = [key_texts[i] for i in todo]
-            if ray:
-                from .ray_embedding import encode_with_ray
-
-                fresh = encode_with_ray(embedder, texts, ray, batch_size=batch_size)
-            else:
-                fresh = embedder.encode(texts, batch_size=batch_size, progress=progress)
+            fresh = embed_texts(embedder, [key_texts[i] for i in todo], batch_size, progress, ray)
         except EmbeddingError as exc:
             raise EmbeddingError(f"{exc}. The index is unchanged") from None
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
