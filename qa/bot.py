@@ -14,7 +14,7 @@ from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
 from .indexing import build_index
 from .retrieval import RetrievalSettings, Retriever
-from .store import StoredIndex
+from .store import StoredIndex, load_index
 from .stores import open_index, parse_store
 from .types import Answer, Passage
 
@@ -196,7 +196,10 @@ class Bot:
         """
         with self._lock:
             if self._retriever is None:
-                index = open_index(self.store, self.index_dir, model=self.model, verify=self.verify)
+                if self.store.kind == "folder":
+                    index = load_index(self.index_dir, model=self.model, verify=self.verify)
+                else:
+                    index = open_index(self.store, self.index_dir, model=self.model)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
