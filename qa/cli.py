@@ -372,6 +372,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="FILE", help="also write the report as Markdown")
     e.add_argument("--limit", type=int, help="at most this many questions per set")
     e.add_argument("--model", metavar="M")
+    e.add_argument("--store", metavar="STORE",
+                   help="build each set's temporary index here: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     e.add_argument("-v", "--verbose", action="store_true")
     e.set_defaults(func=cmd_eval)
     return p

@@ -180,6 +180,14 @@ class MilvusStore:
                 log.info("dropping %s (not the current build of %s)", name, self.alias)
                 self.client.drop_collection(name)
 
+    def drop(self) -> None:
+        """Remove this index from Milvus: its alias and every collection of its builds (e.g. a temporary index)."""
+        if self.current() is not None:
+            self.client.drop_alias(self.alias)
+        for name in self.client.list_collections():
+            if name.startswith(f"{self.alias}__"):
+                self.client.drop_collection(name)
+
     def _create_keys(self, name: str, dimension: int, kind: str) -> None:
         DataType = _milvus().DataType
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)

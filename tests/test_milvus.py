@@ -133,3 +133,32 @@ def test_importing_qa_imports_neither_milvus_nor_ray():
     code = "import qa, qa.cli, qa.bot, qa.stores, qa.indexing, sys; print(sorted(m for m in ('pymilvus', 'ray') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_eval_on_milvus_measures_what_it_measures_on_folders_and_leaves_nothing(tmp_path, embedder):
+    from qa.evaluation import evaluate_set
+    from qa.milvus_store import MilvusStore
+
+    from .conftest import EVAL
+
+    if not (EVAL / "covidqa_qsim").exists():
+        pytest.skip("../shared/eval is not beside the checkout")
+    db = tmp_path / "eval.db"
+    kept = build_index([ARTICLE], "article", embedder, store=f"milvus:{db}")  # an index the store already holds
+    on_folder = evaluate_set(EVAL / "covidqa_qsim", embedder, [], limit=60, out_of_scope=0)
+    on_milvus = evaluate_set(EVAL / "covidqa_qsim", embedder, [], limit=60, out_of_scope=0, store=f"milvus:{db}")
+    for name in ("recall@1", "recall@5", "mrr@10", "answered_in_scope"):
+        assert on_milvus["ours"][name] == pytest.approx(on_folder["ours"][name], abs=1 / 60), name
+    assert on_milvus["baselines"] == on_folder["baselines"]
+    client = MilvusStore(str(db), "qa_article").client
+    assert client.list_aliases()["aliases"] == ["qa_article"]  # the eval's own index is gone, the user's is untouched
+    assert sorted(client.list_collections()) == [kept["collection"], kept["collection"] + "_p"]
+
+
+def test_qa_eval_takes_a_store_and_refuses_a_bad_one_in_one_line(tmp_path):
+    from .conftest import EVAL
+
+    result = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(EVAL / "covidqa_qsim"), "--store", "redis://x"],
+                            capture_output=True, text=True, cwd=ROOT, env=qa_env())
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: store must be folder, milvus:PATH.db or http(s)://HOST:PORT, got 'redis://x'"]
