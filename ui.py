@@ -417,6 +417,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ui.py", description="The web chat over an index of your documents.")
     p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
     p.add_argument("--model", metavar="M", help="embedding model (default: $QA_MODEL or the index's own)")
+    p.add_argument("--store", metavar="STORE",
+                   help="where the index lives: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     p.add_argument("--threshold", metavar="T", type=float, help="abstain below this confidence (default: $QA_THRESHOLD)")
     p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
@@ -439,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         auth = parse_auth(settings.auth(args.auth))
         host, port = settings.host(args.host), settings.port(args.port)
-        bot = Bot(args.index, model=args.model, threshold=args.threshold).warm_up()
+        bot = Bot(args.index, model=args.model, threshold=args.threshold, store=args.store).warm_up()
     except (QAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -162,3 +162,12 @@ def test_qa_eval_takes_a_store_and_refuses_a_bad_one_in_one_line(tmp_path):
                             capture_output=True, text=True, cwd=ROOT, env=qa_env())
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: store must be folder, milvus:PATH.db or http(s)://HOST:PORT, got 'redis://x'"]
+
+
+def test_the_web_chat_takes_a_store(tmp_path, capsys):
+    import ui
+
+    assert ui.main(["--store", f"milvus:{tmp_path / 'empty.db'}", "--index", "nothing"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: no index 'qa_nothing' in milvus:")
+    assert ui.main(["--store", "redis://x", "--index", "nothing"]) == 2
+    assert capsys.readouterr().err.strip() == "error: store must be folder, milvus:PATH.db or http(s)://HOST:PORT, got 'redis://x'"
