@@ -28,6 +28,7 @@ Writes the "Scale-out" section of docs/performance.md (between markers that
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -122,6 +123,12 @@ def ray_build(embedder, corpus: Path, tmp: Path) -> dict:
     return out
 
 
+def rss_mb() -> float:
+    """This process' resident memory now, in MiB."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
 def replicate(base, n: int, seed: int = 0):
     """`n` passages made of copies of `base`'s (a loaded folder index), with their keys and vectors.
 
@@ -187,9 +194,11 @@ def latency(embedder, base, sizes: list[int], questions: list[str], tmp: Path, d
         folder, name, row = write_stores(base, n, tmp, db)
         bots = {}
         for store, where in (("folder", folder), ("milvus", name)):
-            started = time.perf_counter()
+            gc.collect()
+            rss, started = rss_mb(), time.perf_counter()
             bots[store] = Bot(where, store="folder" if store == "folder" else f"milvus:{db}", embedder=embedder).warm_up()
             row[f"{store}_load_s"] = time.perf_counter() - started
+            row[f"{store}_load_rss_mb"] = rss_mb() - rss  # what this bot holds in the asking process
             bots[store].ask(questions[0])
         times: dict[str, list[float]] = {"folder": [], "milvus": []}
         same = 0
@@ -249,17 +258,22 @@ def section(results: dict) -> str:
                   f"The same N passages, keys and vectors in both stores (copies of the benchmark corpus; copy 0 with its real "
                   f"vectors, the others with bench/scale.py's noise, sigma {SIGMA}); {results['latency'][0]['questions']} real "
                   "questions asked alternately of the two bots, after one warm-up question each.", "",
-                  "| passages | vectors | folder p50 / p99 | Milvus Lite p50 / p99 | ratio p50 / p99 | same answers | write folder / Milvus | load folder / Milvus |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| passages | vectors | folder p50 / p99 | Milvus Lite p50 / p99 | ratio p50 / p99 | same answers | write folder / Milvus | load folder / Milvus | RSS of the loaded bot, folder / Milvus |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results["latency"]:
             lines.append(f"| {r['passages']:,} | {r['keys']:,} | {r['folder_p50_ms']:.1f} / {r['folder_p99_ms']:.1f} ms | "
                          f"{r['milvus_p50_ms']:.1f} / {r['milvus_p99_ms']:.1f} ms | {r['p50_ratio']:.2f} / {r['p99_ratio']:.2f} | "
                          f"{r['same_answers']:.3f} | {r['folder_write_s']:.0f} / {r['milvus_write_s']:.0f} s | "
-                         f"{r['folder_load_s']:.1f} / {r['milvus_load_s']:.1f} s |")
+                         f"{r['folder_load_s']:.1f} / {r['milvus_load_s']:.1f} s | {_mib(r, 'folder')} / {_mib(r, 'milvus')} |")
         lines.append("")
     lines += results.get("notes", [])
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _mib(row: dict, store: str) -> str:
+    value = row.get(f"{store}_load_rss_mb")
+    return "—" if value is None else f"{value:,.0f} MiB"
 
 
 def write_section(path: Path, text: str) -> None:
@@ -268,6 +282,13 @@ def write_section(path: Path, text: str) -> None:
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
     new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     path.write_text(new, encoding="utf-8")
+
+
+def carry_over(path: Path, new: str) -> str:
+    """`new` (make bench's performance.md) with the Scale-out section of the file at `path` kept at its end."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    found = re.search(re.escape(START) + ".*?" + re.escape(END) + "\n?", old, re.S)
+    return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
 
 
 def merge(path: Path, results: dict) -> dict:
