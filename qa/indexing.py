@@ -126,6 +126,18 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
     return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
 
 
+def _previous_milvus_vectors(milvus, model: str) -> dict[bytes, np.ndarray]:
+    """As `_previous_vectors`, from the build a Milvus index's alias points at."""
+    stored = milvus.stored_vectors(model)
+    if stored is None:
+        return {}
+    passages, matrix = stored
+    texts = [t for p in passages for _, _, t in passage_keys(p)]
+    if len(texts) != len(matrix):
+        return {}
+    return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
+
+
 # A build embeds its texts in chunks of this many, each in one `Embedder.encode` call, locally or
 # on a Ray actor alike: a vector's last bits depend on the batch it was embedded in, so both ways
 # cutting the same chunks is what makes a --ray build's vectors identical to a local build's.
@@ -363,10 +375,11 @@ def build_index(
     keys = np.asarray(key_rows, dtype=np.int32).reshape(-1, 3)
 
     with build_lock(folder, lock_wait) if milvus is None else nullcontext():
-        previous = {}
         if milvus is None:
             clean_leftovers(folder)
             previous = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
+        else:
+            previous = _previous_milvus_vectors(milvus, embedder.model_id)
         # Each distinct model input is embedded once: repeated texts (an FAQ question shared by several
         # answers, or asked again with other capitals for an uncased model) then get one identical
         # vector, so their ties are exact and broken the same way by every backend, rather than by

@@ -28,8 +28,9 @@ import math
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -146,7 +147,9 @@ class MilvusStore:
         name = f"{self.alias}__{build_id}"
         records = [_passage_record(row, p) for row, p in enumerate(passages)]
         manifest = {**manifest, "store": "milvus", "store_format_version": FORMAT_VERSION, "build_id": build_id,
-                    "collection": name, "dense_index": "FLAT" if len(keys) <= FLAT_MAX_VECTORS else "HNSW"}
+                    "collection": name, "dense_index": "FLAT" if len(keys) <= FLAT_MAX_VECTORS else "HNSW",
+                    # kept after the alias moves, for the processes still answering from it
+                    "previous_collection": self.current()}
         self.clean_leftovers()
         stage("write")
         client = self.client
@@ -172,12 +175,23 @@ class MilvusStore:
         return manifest
 
     def clean_leftovers(self) -> None:
-        """Drop this index's collections that the alias does not point at: aborted and superseded builds."""
+        """Drop this index's collections of aborted builds and of builds older than the previous one.
+
+        The build the alias pointed at before the current one is kept: a process that loaded
+        it (a web chat started before the rebuild) keeps answering from it until the next build.
+        """
         current = self.current()
-        keep = {current, f"{current}_p"} if current else set()
+        keep: set[str | None] = set()
+        if current:
+            properties = self.client.describe_collection(current).get("properties", {})
+            try:
+                previous = json.loads(properties[MANIFEST_PROPERTY]).get("previous_collection")
+            except (KeyError, ValueError):
+                previous = None
+            keep = {current, f"{current}_p", previous, f"{previous}_p"}
         for name in self.client.list_collections():
             if name.startswith(f"{self.alias}__") and name not in keep:
-                log.info("dropping %s (not the current build of %s)", name, self.alias)
+                log.info("dropping %s (neither the current nor the previous build of %s)", name, self.alias)
                 self.client.drop_collection(name)
 
     def drop(self) -> None:
@@ -222,6 +236,32 @@ class MilvusStore:
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         self.client.create_collection(name, schema=schema, index_params=index)
+
+    def stored_vectors(self, model: str) -> tuple[list[Passage], np.ndarray] | None:
+        """The current build's passages and key vectors (in key order), for a rebuild to reuse unchanged vectors.
+
+        None when there is no current build, it was made by another model, or it cannot be read whole
+        (a rebuild then embeds every text, as after a damaged folder index).
+        """
+        try:
+            manifest = self.read_manifest()
+        except QAError:
+            return None
+        if manifest.get("model") != model:
+            return None
+        name, client = manifest["collection"], self.client
+        try:
+            client.load_collection(name)
+            client.load_collection(name + "_p")
+            rows = _read_all(client, name + "_p", ["id", "passage"], manifest["passage_count"])
+            key_rows = _read_all(client, name, ["id", "vector"], manifest["key_count"])
+        except Exception as exc:  # pymilvus raises its own errors for a collection that is gone or unloaded
+            log.warning("cannot read the current build of %s (%s): embedding every text", self.alias, exc)
+            return None
+        if len(rows) != manifest["passage_count"] or [r["id"] for r in key_rows] != list(range(manifest["key_count"])):
+            return None
+        passages = [Passage.from_dict(json.loads(r["passage"])) for r in rows]
+        return passages, np.asarray([r["vector"] for r in key_rows], dtype=np.float32).reshape(len(key_rows), -1)
 
     def load(self, model: str | None = None) -> "MilvusIndex":
         """Load the current build: its manifest, passages and key rows; vectors stay in Milvus.
@@ -295,6 +335,23 @@ def _read_all(client, name: str, fields: list[str], count: int) -> list[dict]:
     return rows
 
 
+@contextmanager
+def _answering(collection: str) -> Iterator[None]:
+    """Milvus' errors while answering, as one-line QAErrors: a build this process loaded and Milvus dropped since, or any other."""
+    try:
+        yield
+    except QAError:
+        raise
+    except Exception as exc:  # pymilvus' MilvusException and gRPC errors alike
+        reason = " ".join(str(exc).split())[:300]
+        if "not exist" in reason or "not found" in reason:
+            raise IndexNotFoundError(
+                f"the build this process loaded ({collection}) is gone: the index was rebuilt twice since; "
+                "restart to answer from the current build"
+            ) from None
+        raise QAError(f"Milvus failed while answering from {collection}: {reason}") from None
+
+
 @dataclass
 class MilvusIndex(StoredIndex):
     """A Milvus build, loaded: passages and key rows in memory, vectors and candidate search in Milvus."""
@@ -314,8 +371,9 @@ class MilvusIndex(StoredIndex):
     def nearest_keys(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Rows of the `k` keys nearest each query vector, best first; -1 pads (see StoredIndex)."""
         data = [q.astype(np.float32).tolist() for q in np.atleast_2d(queries)]
-        found = self.client.search(self.collection, data=data, anns_field="vector", limit=int(k),
-                                   search_params=self.search_params, output_fields=["id"])
+        with _answering(self.collection):
+            found = self.client.search(self.collection, data=data, anns_field="vector", limit=int(k),
+                                       search_params=self.search_params, output_fields=["id"])
         out = np.full((len(data), int(k)), -1, dtype=np.int64)
         for i, hits in enumerate(found):
             ids = [int(h["id"]) for h in hits][: int(k)]
@@ -325,7 +383,8 @@ class MilvusIndex(StoredIndex):
     def key_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of the given key rows, in the order asked (see StoredIndex)."""
         wanted = [int(r) for r in np.unique(rows)]
-        got = self.client.get(self.collection, ids=wanted, output_fields=["vector"])
+        with _answering(self.collection):
+            got = self.client.get(self.collection, ids=wanted, output_fields=["vector"])
         by_id = {int(r["id"]): r["vector"] for r in got}
         if len(by_id) != len(wanted):
             raise IndexCorruptError(f"{self.collection}: {len(wanted) - len(by_id)} key vectors are missing; rebuild the index")
@@ -373,9 +432,10 @@ class MilvusLexical:
         tokens = [t for t in analyze(query) if t in self._postings]
         if not tokens:
             return out
-        found = self.client.search(self.collection, data=[" ".join(tokens)], anns_field="sparse",
-                                   limit=min(self.size, LEXICAL_LIMIT), search_params={"metric_type": "BM25"},
-                                   output_fields=["id"])
+        with _answering(self.collection):
+            found = self.client.search(self.collection, data=[" ".join(tokens)], anns_field="sparse",
+                                       limit=min(self.size, LEXICAL_LIMIT), search_params={"metric_type": "BM25"},
+                                       output_fields=["id"])
         rows = np.array([int(h["id"]) for h in found[0]], dtype=np.int64)
         if rows.size:
             out[rows] = self.exact(tokens, rows)

@@ -115,8 +115,10 @@ def test_a_build_killed_mid_way_leaves_the_previous_collection_answering(stage, 
     assert info["passages"] == bot.index.manifest["passage_count"] + 2
     from qa.stores import milvus_store
 
-    names = milvus_store(parse_store(store), "faq").client.list_collections()
-    assert len(names) == 2, names  # the current build's keys and passages, nothing else
+    target = milvus_store(parse_store(store), "faq")
+    previous = json.loads(target.client.describe_collection(target.current())["properties"]["qa.manifest"])["previous_collection"]
+    assert sorted(target.client.list_collections()) == sorted([target.current(), target.current() + "_p", previous, previous + "_p"])
+    assert previous.startswith("qa_faq__")  # the first build, kept for processes still answering from it; the killed one is gone
 
 
 def test_milvus_without_the_extra_is_one_line_naming_it(tmp_path):
@@ -171,3 +173,37 @@ def test_the_web_chat_takes_a_store(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("error: no index 'qa_nothing' in milvus:")
     assert ui.main(["--store", "redis://x", "--index", "nothing"]) == 2
     assert capsys.readouterr().err.strip() == "error: store must be folder, milvus:PATH.db or http(s)://HOST:PORT, got 'redis://x'"
+
+
+def test_a_milvus_rebuild_embeds_only_new_text_and_keeps_the_vectors(tmp_path, embedder):
+    store = f"milvus:{tmp_path / 'qa.db'}"
+    first = build_index([ARTICLE], "kb", embedder, store=store)
+    assert first["reused"] == 0 and first["embedded"] > 0
+    before = open_index(store, "kb")
+    vectors = before.key_vectors(np.arange(before.key_count))
+    second = build_index([make_second_corpus(tmp_path / "corpus")], "kb", embedder, store=store)
+    assert second["reused"] >= before.key_count and 0 < second["embedded"] < first["embedded"]
+    after = open_index(store, "kb")
+    same = [i for i, p in enumerate(after.passages) if p.path == ARTICLE.name]
+    rows = np.flatnonzero(np.isin(after.keys[:, 0], same))
+    assert np.array_equal(after.key_vectors(rows), vectors)
+    # Vectors built by another model are never reused.
+    from qa.milvus_store import MilvusStore
+
+    assert MilvusStore(str(tmp_path / "qa.db"), "qa_kb").stored_vectors("another-model") is None
+
+
+def test_a_process_keeps_answering_from_its_build_after_one_rebuild_and_says_so_after_two(tmp_path, embedder):
+    from qa.errors import IndexNotFoundError as Gone
+
+    store = f"milvus:{tmp_path / 'qa.db'}"
+    build_index([ARTICLE], "kb", embedder, store=store)
+    serving = Bot("kb", store=store, embedder=embedder).warm_up()
+    answer = serving.ask(QUESTIONS[0]).to_dict()
+    corpus = make_second_corpus(tmp_path / "corpus")
+    build_index([corpus], "kb", embedder, store=store)
+    assert serving.ask(QUESTIONS[0]).to_dict() == answer  # still its own build, whole
+    build_index([ARTICLE], "kb", embedder, store=store)
+    with pytest.raises(Gone, match=r"is gone: the index was rebuilt twice since; restart"):
+        serving.ask(QUESTIONS[0])
+    assert Bot("kb", store=store, embedder=embedder).ask(QUESTIONS[0]).to_dict() == answer
