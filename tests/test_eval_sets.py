@@ -25,5 +25,5 @@ def test_unanswerable_questions_are_not_scored_for_retrieval(tmp_path, embedder)
     (folder / "docs.jsonl").write_text(json.dumps(doc) + "\n")
     (folder / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     result = evaluate_set(folder, embedder, [], out_of_scope=0)
-    assert result["questions"] == 2
+    assert (result["questions"], result["answerable_questions"], result["ours"]["unanswerable_questions"]) == (3, 2, 1)
     assert result["ours"]["recall@1"] == 1.0
