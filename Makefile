@@ -14,7 +14,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install run test build chat eval bench clean
+.PHONY: install run test build chat eval bench bench-scale clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,scale]'
 	touch $(STAMP)
 
 build: install
@@ -42,6 +42,10 @@ eval: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Milvus Lite against the folder store, --ray against one process (about 30 min on 2 cores).
+bench-scale: install
+	$(BIN)/python -m bench.scale_out
 
 clean:
 	rm -rf $(VENV) $(INDEX)/*.json $(INDEX)/*.jsonl $(INDEX)/*.faiss $(INDEX)/*.npy $(INDEX)/bm25

@@ -566,6 +566,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ui.py", description="The web chat over an index of your documents.")
     p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
     p.add_argument("--model", metavar="M", help="embedding model (default: $QA_MODEL or the index's own)")
+    p.add_argument("--store", metavar="STORE",
+                   help="where the index lives: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     p.add_argument("--threshold", metavar="T", type=float, help="abstain below this confidence (default: $QA_THRESHOLD)")
     p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
@@ -594,7 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.review and auth is None:
             raise ValueError("--review needs a login (--auth USER:PASSWORD): reviewers are not anonymous users")
         log_file = settings.question_log(args.log, index=args.index, default_on=True)
-        bot = Bot(args.index, model=args.model, threshold=args.threshold, question_log=log_file or "off").warm_up()
+        bot = Bot(args.index, model=args.model, threshold=args.threshold, question_log=log_file or "off",
+                  store=args.store).warm_up()
         review = open_review(args.index, str(log_file or "off"), args.data, bot=bot) if args.review else None
     except (QAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     report.plot(scales_out, args.out_dir / "latency.png", SEARCH_P99_TARGET_MS)
     from bench.markdown import performance_md
 
-    (args.out_dir / "performance.md").write_text(performance_md(results, figures, args), encoding="utf-8")
+    from bench.scale_out import carry_over
+
+    path = args.out_dir / "performance.md"
+    path.write_text(carry_over(path, performance_md(results, figures, args)), encoding="utf-8")
     say("")
     say(report.format_table(figures))
     say(f"\n{sum(f.met is True for f in figures)} of {sum(f.met is not None for f in figures)} targets met; "

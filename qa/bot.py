@@ -18,6 +18,7 @@ from .indexing import build_index
 from .log import QuestionLog
 from .retrieval import RetrievalSettings, Retriever
 from .store import StoredIndex, load_index, manifest_signature
+from .stores import open_index, parse_store
 from .types import Answer, Passage
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,11 @@ class Bot:
     A Bot notices a newly committed index (`qa build` on its folder) between two
     requests and switches to it whole: a request uses one index from start to end,
     and a new index that cannot be loaded leaves the old one serving (one warning).
+        store: where the index lives (argument → $QA_STORE → "folder"): "folder", "milvus:PATH.db"
+            (Milvus Lite) or a Milvus server URI; with Milvus, `index_dir`'s last part names the index.
 
     Raises:
-        ValueError: k < 1, or a threshold outside [0, 1].
+        ValueError: k < 1, a threshold outside [0, 1], or an unknown store.
     """
 
     def __init__(
@@ -149,10 +152,12 @@ class Bot:
         verify: bool = True,
         embedder: Embedder | None = None,
         question_log: str | os.PathLike | QuestionLog | None = None,
+        store: str | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.index_dir = settings.index_dir(index_dir)
+        self.store = parse_store(store)
         self.model = settings.model(model)
         answer_settings = answering or AnswerSettings()
         threshold = settings.threshold(threshold)
@@ -183,6 +188,7 @@ class Bot:
         model: str | None = None,
         progress: bool = False,
         embedder: Embedder | None = None,
+        store: str | None = None,
         **kwargs,
     ) -> "Bot":
         """Index the documents under `paths` into `index_dir` and return a Bot over it.
@@ -192,8 +198,8 @@ class Bot:
         """
         folder = settings.index_dir(index_dir)
         embedder = embedder or Embedder(model)
-        build_index(list(paths), folder, embedder, progress=progress)
-        return cls(folder, model=embedder.model_id, embedder=embedder, **kwargs)
+        build_index(list(paths), folder, embedder, progress=progress, store=store)
+        return cls(folder, model=embedder.model_id, embedder=embedder, store=store, **kwargs)
 
     @property
     def answer_settings(self) -> AnswerSettings:
@@ -207,8 +213,11 @@ class Bot:
         """
         with self._lock:
             if self._retriever is None:
-                self._manifest_seen = manifest_signature(self.index_dir)
-                index = load_index(self.index_dir, model=self.model, verify=self.verify)
+                if self.store.kind == "folder":
+                    self._manifest_seen = manifest_signature(self.index_dir)
+                    index = load_index(self.index_dir, model=self.model, verify=self.verify)
+                else:
+                    index = open_index(self.store, self.index_dir, model=self.model)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
@@ -227,7 +236,7 @@ class Bot:
             True when the bot now serves a new index.
         """
         current = self._retriever
-        if current is None:
+        if current is None or self.store.kind != "folder":  # a Milvus index switches by its alias
             return False
         signature = manifest_signature(self.index_dir)
         if signature is None or signature == self._manifest_seen:

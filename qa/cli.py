@@ -22,13 +22,15 @@ log = logging.getLogger("qa")
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX_DIR or ./index)")
     parser.add_argument("--model", metavar="M", help="sentence-transformers model name or path (default: $QA_MODEL or the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--store", metavar="STORE",
+                        help="where the index lives: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
 
 
 def _bot(args):
     from .bot import Bot
 
-    return Bot(args.index, model=args.model, threshold=getattr(args, "threshold", None))
+    return Bot(args.index, model=args.model, threshold=getattr(args, "threshold", None), store=args.store)
 
 
 def cmd_build(args) -> int:
@@ -37,8 +39,13 @@ def cmd_build(args) -> int:
     from .indexing import build_index, is_stale
     from .store import load_index
 
+    from .stores import parse_store
+
     folder = settings.index_dir(args.index)
     paths = settings.data_paths(args.paths)
+    store = parse_store(args.store)
+    if store.kind != "folder":
+        return _build_elsewhere(args, store, folder, paths)
     if args.if_stale and (folder / "manifest.json").exists():
         try:
             # Verify every file, as loading for answers will: a damaged index is never "up to date".
@@ -51,7 +58,7 @@ def cmd_build(args) -> int:
             print(f"rebuilding: {exc}", file=sys.stderr)
     manifest = build_index(
         paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
-        max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts,
+        max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts, ray=args.ray,
     )
     print(
         f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
@@ -116,11 +123,30 @@ def _problem(path: str, message: str, severity: str, code: str):
     return Problem(path, int(line), severity, code, reason.removesuffix("; skipped"))
 
 
+def _build_elsewhere(args, store, folder, paths) -> int:
+    """`qa build` into a Milvus store (see qa.stores): the same build, written to Milvus."""
+    from .embedding import Embedder
+    from .indexing import build_index
+    from .stores import milvus_store
+
+    target = milvus_store(store, folder)
+    manifest = build_index(
+        paths, folder, Embedder(args.model), progress=not args.quiet, max_bytes=args.max_doc_bytes,
+        allow_conflicts=args.allow_conflicts, store=str(store), ray=args.ray,
+    )
+    print(terminal_safe(
+        f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
+        f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {target} "
+        f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']})"
+    ))
+    return 0
+
+
 def cmd_show(args) -> int:
     from . import settings
-    from .store import load_index
+    from .stores import open_index
 
-    index = load_index(settings.index_dir(args.index), verify=False)
+    index = open_index(args.store, settings.index_dir(args.index), verify=False)
     passage = next((p for p in index.passages if p.id == args.passage_id), None)
     if passage is None:
         raise ValueError(f"no passage {args.passage_id!r} in the index (ids are in `qa ask --json` citations)")
@@ -210,18 +236,20 @@ def cmd_info(args) -> int:
     from . import settings
     from .errors import IndexCorruptError
     from .indexing import is_stale
-    from .store import load_index, read_manifest
+    from .stores import milvus_store, open_index, parse_store, read_store_manifest
 
     folder = settings.index_dir(args.index)
-    manifest = read_manifest(folder)
+    store = parse_store(args.store)
+    manifest = read_store_manifest(store, folder)
     try:
-        load_index(folder)  # every checksum and every file, as answering will read them
+        open_index(store, folder)  # every checksum and every file (or every row), as answering will read them
         damaged = None
     except IndexCorruptError as exc:
         damaged = str(exc)
-    stale = is_stale(folder)
+    stale = is_stale(folder, manifest)
     info = {
-        "index": str(folder),
+        "index": str(folder) if store.kind == "folder" else str(milvus_store(store, folder)),
+        "store": str(store),
         "model": manifest["model"],
         "dimension": manifest["dimension"],
         "vector_index": manifest.get("vector_index"),
@@ -373,6 +401,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
     b.add_argument("--allow-conflicts", action="store_true", help="build even when one FAQ question has different answers")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed with Ray Data: on a Ray started here, or on the cluster at ADDRESS (default: $QA_RAY_ADDRESS)")
     b.set_defaults(func=cmd_build)
 
     k = sub.add_parser("check", help="report problems in documents as file:line: message (exit 1 on errors)")
@@ -427,6 +457,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="FILE", help="also write the report as Markdown")
     e.add_argument("--limit", type=int, help="at most this many questions per set")
     e.add_argument("--model", metavar="M")
+    e.add_argument("--store", metavar="STORE",
+                   help="build each set's temporary index here: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     e.add_argument("-v", "--verbose", action="store_true")
     e.set_defaults(func=cmd_eval)
     return p

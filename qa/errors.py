@@ -27,3 +27,7 @@ class IndexCorruptError(QAError):
 
 class IndexBusyError(QAError):
     """Another build holds the lock on this index folder."""
+
+
+class MissingExtraError(QAError):
+    """An optional feature was asked for without the extra that installs it; the message names the extra."""

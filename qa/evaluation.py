@@ -22,8 +22,11 @@ import random
 import statistics
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from .bot import Bot
 from .embedding import Embedder
 from .errors import QAError
 from .lexical import LexicalIndex, fold
+from .stores import parse_store
 from .keys import FIELD_QUESTION, FIELD_TEXT
 
 log = logging.getLogger(__name__)
@@ -194,7 +198,7 @@ class Baselines:
         rows = rows[np.unique(index.keys[rows, 0], return_index=True)[1]]  # one key per passage
         assert len(rows) == len(self.ids)
         self.dense = faiss.IndexFlatIP(index.dimension)
-        self.dense.add(index.vectors.reconstruct_batch(rows))
+        self.dense.add(index.key_vectors(rows))
         texts = [p.text if kind == "article" else (p.question or "") for p in index.passages]
         self.bm25 = LexicalIndex.fit(texts)  # the same tokenizer as ours, over one text a passage
 
@@ -219,12 +223,19 @@ def evaluate_set(
     limit: int | None = None,
     seed: int = 0,
     out_of_scope: int = OUT_OF_SCOPE_SAMPLE,
+    store: str | None = None,
 ) -> dict:
-    """Build a temporary index of one set and measure ours and the baselines on it."""
+    """Build a temporary index of one set and measure ours and the baselines on it.
+
+    Args:
+        store: where the temporary index is built (argument → $QA_STORE → "folder"; see qa.stores).
+            In Milvus it is a collection of its own, named after the set, dropped afterwards.
+    """
     folder = Path(folder)
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+    spec = parse_store(store)
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp, _temporary_index(spec, Path(tmp), folder.name) as index:
         kind = write_corpus(folder, Path(tmp) / "corpus")
-        bot = Bot.build([Path(tmp) / "corpus"], Path(tmp) / "index", embedder=embedder)
+        bot = Bot.build([Path(tmp) / "corpus"], index, embedder=embedder, store=str(spec))
         questions = load_questions(folder, bot, kind)
         if limit:
             questions = random.Random(seed).sample(questions, min(limit, len(questions)))
@@ -282,6 +293,21 @@ def evaluate_set(
     }
 
 
+@contextmanager
+def _temporary_index(spec, tmp: Path, name: str) -> Iterator[Path]:
+    """The --index of a set's temporary index: a folder in `tmp`, or a Milvus collection of its own, dropped after."""
+    if spec.kind == "folder":
+        yield tmp / "index"
+        return
+    from .stores import milvus_store
+
+    index = tmp / f"eval_{name}_{uuid.uuid4().hex[:8]}"  # never the alias of an index the store already holds
+    try:
+        yield index
+    finally:
+        milvus_store(spec, index).drop()
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{x:.3f}"
 
@@ -334,10 +360,11 @@ def main(args) -> int:
     folders = [Path(p) for p in args.paths]
     for f in folders:
         set_kind(f)
+    store = str(parse_store(getattr(args, "store", None)))  # a bad --store fails before any model loads
     embedder = Embedder(args.model)
     results = []
     for folder in folders:
-        result = evaluate_set(folder, embedder, out_of_scope_pool(folder, folders), limit=args.limit)
+        result = evaluate_set(folder, embedder, out_of_scope_pool(folder, folders), limit=args.limit, store=store)
         results.append(result)
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)

@@ -127,6 +127,54 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
     return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
 
 
+def _previous_milvus_vectors(milvus, model: str) -> dict[bytes, np.ndarray]:
+    """As `_previous_vectors`, from the build a Milvus index's alias points at."""
+    stored = milvus.stored_vectors(model)
+    if stored is None:
+        return {}
+    passages, matrix = stored
+    texts = [t for p in passages for _, _, t in passage_keys(p)]
+    if len(texts) != len(matrix):
+        return {}
+    return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
+
+
+# A build embeds its texts in chunks of this many, each in one `Embedder.encode` call, locally or
+# on a Ray actor alike: a vector's last bits depend on the batch it was embedded in, so both ways
+# cutting the same chunks is what makes a --ray build's vectors identical to a local build's.
+EMBED_CHUNK = 1024
+
+
+def embed_texts(embedder: Embedder, texts: list[str], batch_size: int = 32, progress: bool = False,
+                ray: str | None = None) -> np.ndarray:
+    """Embed `texts` chunk by chunk (EMBED_CHUNK), here or with Ray ("local" or a cluster address).
+
+    Returns:
+        float32 (len(texts), dimension).
+    """
+    chunks = [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
+    if not chunks:
+        return embedder.encode([], batch_size=batch_size)
+    if ray:
+        from .ray_embedding import encode_chunks
+
+        parts = encode_chunks(embedder, chunks, ray, batch_size=batch_size)
+    else:
+        bar = None
+        if progress and len(chunks) > 1:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="text")
+        parts = []
+        for chunk in chunks:
+            parts.append(embedder.encode(chunk, batch_size=batch_size, progress=progress and bar is None))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+    return np.vstack(parts)
+
+
 def unique_ids(passages: list[Passage]) -> list[Passage]:
     """The passages, each id made unique by the one rule documents use too: a repeat gets -2, -3, … in corpus order.
 
@@ -238,9 +286,13 @@ def collect_passages(paths: list[str | Path], max_bytes: int | None = None) -> t
     return unique_ids(passages), sources
 
 
-def is_stale(folder: Path) -> bool:
-    """True when the corpus the index was built from has changed since, or cannot be found."""
-    manifest = read_manifest(folder)
+def is_stale(folder: Path, manifest: dict | None = None) -> bool:
+    """True when the corpus the index was built from has changed since, or cannot be found.
+
+    Args:
+        manifest: the index's manifest when read already (e.g. from Milvus); else read from `folder`.
+    """
+    manifest = read_manifest(folder) if manifest is None else manifest
     inputs = []
     for given, absolute in zip(manifest.get("inputs", []), manifest.get("input_paths", [])):
         inputs.append(absolute if Path(absolute).exists() else given)
@@ -263,6 +315,8 @@ def build_index(
     max_bytes: int | None = None,
     on_stage: Callable[[str], None] | None = None,
     allow_conflicts: bool = True,
+    store: str | None = None,
+    ray: str | None = None,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
@@ -275,6 +329,10 @@ def build_index(
             commit, manifest, cleanup), e.g. for a test to stop the build there.
         allow_conflicts: build even when one FAQ question has different answers (see qa.checks);
             they are logged either way. `qa build` passes False unless --allow-conflicts is given.
+        store: where the index goes (argument → $QA_STORE → "folder"; see qa.stores). For Milvus,
+            `folder`'s last part names the collection, and nothing is written to disk.
+        ray: embed with Ray Data (argument → $QA_RAY_ADDRESS → not): "local" starts a Ray on this
+            machine, anything else is a cluster address (see qa.ray_embedding).
 
     Returns:
         The new manifest.
@@ -284,8 +342,15 @@ def build_index(
             (the index is untouched).
         IndexBusyError: another build holds the folder for longer than `lock_wait` seconds.
     """
+    from contextlib import nullcontext
+
+    from .stores import milvus_store, parse_store
+
     started = time.perf_counter()
     folder = Path(folder)
+    spec = parse_store(store)
+    milvus = milvus_store(spec, folder) if spec.kind == "milvus" else None
+    ray = settings.ray_address(ray)
     documents, sources, skipped = collect_documents(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
     passages = unique_ids(passages_of(documents, sources))
     if not passages:
@@ -316,9 +381,12 @@ def build_index(
             key_texts.append(text)
     keys = np.asarray(key_rows, dtype=np.int32).reshape(-1, 3)
 
-    with build_lock(folder, lock_wait):
-        clean_leftovers(folder)
-        previous = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
+    with build_lock(folder, lock_wait) if milvus is None else nullcontext():
+        if milvus is None:
+            clean_leftovers(folder)
+            previous = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
+        else:
+            previous = _previous_milvus_vectors(milvus, embedder.model_id)
         # Each distinct model input is embedded once: repeated texts (an FAQ question shared by several
         # answers, or asked again with other capitals for an uncased model) then get one identical
         # vector, so their ties are exact and broken the same way by every backend, rather than by
@@ -341,7 +409,7 @@ def build_index(
         if on_stage:
             on_stage("embed")
         try:
-            fresh = embedder.encode([key_texts[i] for i in todo], batch_size=batch_size, progress=progress)
+            fresh = embed_texts(embedder, [key_texts[i] for i in todo], batch_size, progress, ray)
         except EmbeddingError as exc:
             raise EmbeddingError(f"{exc}. The index is unchanged") from None
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
@@ -352,14 +420,16 @@ def build_index(
         reused = sum(h in reuse for h in hashes)
         log.info("embedded %d distinct texts for %d keys, reused %d", len(todo), len(key_texts) - reused, reused)
 
-        index = make_vector_index(vectors, vector_index)
-        lexical = LexicalIndex.fit(lexical_texts)
+        if milvus is None:
+            index = make_vector_index(vectors, vector_index)
+            lexical = LexicalIndex.fit(lexical_texts)
         manifest = {
             "model": embedder.model_id,
             "dimension": int(dimension),
-            "vector_index": type(index).__name__,
-            "vector_index_params": describe_vector_index(index, vector_index),
-            "embedding_backend": embedder.active_backend,
+            "vector_index": type(index).__name__ if milvus is None else "milvus",
+            "vector_index_params": describe_vector_index(index, vector_index) if milvus is None else {},
+            "embedding_backend": embedder.active_backend or ("ray" if ray else None),
+            "embedded_with": "ray" if ray else "local",
             # Skipped files count: fixing one makes the index stale.
             "fingerprint": fingerprint(sources + skipped),
             "inputs": [str(p) for p in paths],
@@ -377,6 +447,9 @@ def build_index(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": None,
         }
+        if milvus is not None:
+            manifest["build_seconds"] = round(time.perf_counter() - started, 3)
+            return milvus.write(manifest, passages, keys, vectors, on_stage)
         manifest["build_seconds"] = round(time.perf_counter() - started, 3)
         write_build(folder, manifest, passages, keys, index, lexical, on_stage)
         clean_leftovers(folder)

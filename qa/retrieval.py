@@ -142,15 +142,14 @@ class Retriever:
         return term_weights(analyze(question), self.idf, self.unseen_idf)
 
     def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
-        """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one FAISS call for all.
+        """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one store call for all.
 
         Several keys per passage: asks for more keys than passages wanted.
         """
-        total = self.index.vectors.ntotal
+        total = self.index.key_count
         if not total:
             return np.full((len(qvecs), 0), -1, dtype=np.int64)
-        _, ids = self.index.vectors.search(np.ascontiguousarray(qvecs, dtype=np.float32), min(total, n * 4))
-        return ids
+        return self.index.nearest_keys(qvecs, min(total, n * 4))
 
     def candidates(self, question: str, qvec: np.ndarray, n: int,
                    nearest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +182,7 @@ class Retriever:
         # matrix, so two identical keys (texts the model reads alike) could score 3e-8 apart and
         # swap places between backends; rounded from float64 they score exactly alike.
         cos = (
-            (self.index.vectors.reconstruct_batch(flat).astype(np.float64) @ qvec.astype(np.float64)).astype(np.float32)
+            (self.index.key_vectors(flat).astype(np.float64) @ qvec.astype(np.float64)).astype(np.float32)
             if flat.size
             else np.zeros(0, dtype=np.float32)
         )
@@ -227,7 +226,7 @@ class Retriever:
         )
 
     def search_many(self, questions: list[str], qvecs: np.ndarray, k: int) -> list[list[tuple[Hit, Evidence]]]:
-        """`search` for several questions, with one FAISS call for all of them."""
+        """`search` for several questions, with one nearest-keys call for all of them."""
         nearest = self.nearest_keys(qvecs, max(self.settings.candidates, k))
         return [self.search(q, v, k, row) for q, v, row in zip(questions, qvecs, nearest)]
 

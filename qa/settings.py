@@ -46,6 +46,9 @@ SETTINGS = (
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
     Setting("QA_LOG", "--log", "web chat: qa-log.sqlite3 beside the index folder; Python: off",
             "the question log (SQLite file), or off"),
+    Setting("QA_STORE", "--store", "folder", "where the index lives: folder, milvus:PATH.db (Milvus Lite) or a Milvus URI"),
+    Setting("QA_MILVUS_TOKEN", "", "none", "token (USER:PASSWORD or API key) for a Milvus server"),
+    Setting("QA_RAY_ADDRESS", "--ray [ADDRESS]", "off", "embed a build with Ray: local, or a cluster address"),
 )
 ENV_NAMES = tuple(s.env for s in SETTINGS)
 
@@ -208,6 +211,22 @@ def question_log(value: str | os.PathLike | None = None, *, index: str | os.Path
     if not default_on:
         return None
     return index_dir(index).resolve().parent / LOG_FILE
+def store(value: str | None = None) -> str:
+    """Where the index lives (see qa.stores.parse_store): argument → $QA_STORE → "folder"."""
+    return (value or "").strip() or _env("QA_STORE") or "folder"
+
+
+def milvus_token() -> str | None:
+    """The token for a Milvus server, from $QA_MILVUS_TOKEN (never an argument: it would show in `ps`)."""
+    return _env("QA_MILVUS_TOKEN") or None
+
+
+def ray_address(value: str | None = None) -> str | None:
+    """Where a build embeds with Ray: "local" (a Ray started for the build), a cluster address, or None (no Ray).
+
+    Argument → $QA_RAY_ADDRESS → None.
+    """
+    return (value or "").strip() or _env("QA_RAY_ADDRESS") or None
 
 
 def markdown_table() -> str:

@@ -73,7 +73,13 @@ def fingerprint(sources: list[dict]) -> str:
 
 @dataclass
 class StoredIndex:
-    """An index loaded from disk: everything retrieval and answering need."""
+    """An index loaded from disk: everything retrieval and answering need.
+
+    This is the store seam (qa/stores.py): retrieval asks an index only for its
+    passages and key rows, `nearest_keys`, `key_vectors`, `key_count` and its
+    `lexical` side (`scores`, `postings`, `idf`, `size`). This class answers from
+    FAISS and bm25s; `qa.milvus_store.MilvusIndex` answers from Milvus.
+    """
 
     folder: Path
     manifest: dict
@@ -85,6 +91,27 @@ class StoredIndex:
     @property
     def model(self) -> str:
         return self.manifest["model"]
+
+    @property
+    def key_count(self) -> int:
+        """How many key vectors the index holds."""
+        return int(self.vectors.ntotal)
+
+    def nearest_keys(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the `k` keys nearest each query vector (inner product), best first; -1 pads.
+
+        Args:
+            queries: float32 (n, dimension), unit rows.
+
+        Returns:
+            int64 (n, k).
+        """
+        _, ids = self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return ids
+
+    def key_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of the given key rows, float32 (len(rows), dimension), in the order asked."""
+        return self.vectors.reconstruct_batch(rows)
 
     @property
     def dimension(self) -> int:

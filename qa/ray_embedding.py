@@ -1,0 +1,91 @@
+"""Embedding a build's texts with Ray Data: one model per actor, on this machine or a cluster.
+
+`qa build --ray [ADDRESS]` sends the build's chunks of texts (`qa.indexing.EMBED_CHUNK`
+texts each, cut exactly as a local build cuts them) through `map_batches` over
+`RayEncoder`, an actor class that loads the model once from `EmbedderSettings`.
+Every chunk is embedded by the same `Embedder.encode` call a local build makes, so the
+vectors are identical to a local build's (batch composition changes a vector's last
+bits; thread counts do not). Without an address, a Ray is started here for the build
+(`ray.init(num_cpus=<cores>)`) and stopped after it. Nothing imports Ray unless asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .embedding import Embedder, EmbedderSettings
+from .stores import require
+
+log = logging.getLogger(__name__)
+
+
+class RayEncoder:
+    """A Ray Data actor: one Embedder per actor, loaded once; embeds one chunk of texts per row."""
+
+    def __init__(self, config: EmbedderSettings, batch_size: int):
+        self.embedder = Embedder.from_settings(config)
+        self.embedder.warm_up()
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        vectors = [
+            self.embedder.encode([str(t) for t in texts], batch_size=self.batch_size).tobytes()
+            for texts in batch["texts"]
+        ]
+        return {"chunk": np.asarray(batch["chunk"]), "vectors": np.asarray(vectors, dtype=object)}
+
+
+def start(address: str):
+    """Connect to the Ray at `address`, or start one here for "local"; returns (ray, whether we started it).
+
+    Raises:
+        MissingExtraError: Ray is not installed.
+    """
+    ray = require("ray", "--ray")
+    if ray.is_initialized():
+        return ray, False
+    env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "QA_CACHE_DIR") if k in os.environ}}
+    if address == "local":
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1", runtime_env=env)
+    else:
+        ray.init(address=address, log_to_driver=False, runtime_env=env)
+    return ray, True
+
+
+def encode_chunks(embedder: Embedder, chunks: list[list[str]], address: str, batch_size: int = 32,
+                  workers: int | None = None) -> list[np.ndarray]:
+    """Embed each chunk of texts on Ray; returns one float32 (len(chunk), dimension) array per chunk, in order.
+
+    Args:
+        address: "local" (start a Ray here) or a Ray cluster address.
+        workers: actors, one model each (default: one per CPU Ray offers).
+    """
+    ray, started = start(address)
+    try:
+        from ray.data import ActorPoolStrategy, DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray").setLevel(logging.WARNING)
+
+        size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        size = min(size, len(chunks)) or 1
+        # The driver's settings unchanged: the ONNX encoder sizes its batches by its thread count,
+        # and a batch's make-up changes a vector's last bits.
+        config = embedder.settings
+        ds = ray.data.from_items([{"chunk": i, "texts": list(c)} for i, c in enumerate(chunks)],
+                                 override_num_blocks=len(chunks))
+        out = ds.map_batches(RayEncoder, fn_constructor_kwargs={"config": config, "batch_size": batch_size},
+                             batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=size), num_cpus=1)
+        dimension = embedder.dimension
+        found: dict[int, np.ndarray] = {}
+        for row in out.iter_rows():
+            found[int(row["chunk"])] = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dimension)
+        log.info("embedded %d chunks on Ray with %d actors", len(chunks), size)
+        return [found[i] for i in range(len(chunks))]
+    finally:
+        if started:
+            ray.shutdown()
