@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -142,15 +143,7 @@ CLOSE_CALL = AnswerSettings(model=dataclasses.replace(default_model(), closeness
 def lookalike_bot(tmp_path_factory, embedder):
     """FAQ pairs that differ in one detail: a question that leaves the detail out cannot choose between them."""
     folder = tmp_path_factory.mktemp("lookalikes")
-    faqs = [
-        {"id": "web", "question": "How do I reset my password on the website?",
-         "answer": "On the website, open Settings, choose Security and press Reset password."},
-        {"id": "app", "question": "How do I reset my password in the mobile app?",
-         "answer": "In the mobile app, tap Profile, then Security, then Reset password."},
-        {"id": "hours", "question": "When is the help desk open?",
-         "answer": "The help desk is open from 8:00 to 18:00 on working days."},
-    ]
-    (folder / "faq.json").write_text(json.dumps(faqs), encoding="utf-8")
+    shutil.copy(FIXTURES / "lookalike_faq.json", folder / "faq.json")
     return Bot.build([folder], tmp_path_factory.mktemp("lookalikes-index"), embedder=embedder, answering=CLOSE_CALL)
 
 

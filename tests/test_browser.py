@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,7 +12,7 @@ import pytest
 import ui
 from qa import Answer, Bot
 
-from .conftest import ROOT, free_port
+from .conftest import FIXTURES, ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags that keep Chromium from calling home (updates, sync, QUIC probes) and run it without a display.
@@ -256,21 +258,12 @@ def test_chat_cosmetics_badge_abstention_one_scale_and_plain_aria_labels(page, r
     assert_stayed_local(requested)
 
 
-LOOKALIKE_FAQ = [
-    {"id": "web", "question": "How do I reset my password on the website?",
-     "answer": "On the website, open Settings, choose Security and press Reset password."},
-    {"id": "app", "question": "How do I reset my password in the mobile app?",
-     "answer": "In the mobile app, tap Profile, then Security, then Reset password."},
-    {"id": "hours", "question": "When is the help desk open?",
-     "answer": "The help desk is open from 8:00 to 18:00 on working days."},
-]
+LOOKALIKE_FAQ = json.loads((FIXTURES / "lookalike_faq.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def lookalike_url(tmp_path_factory, embedder):
     """The chat over FAQ pairs that differ in one detail, so that a question leaving it out gets suggestions."""
-    import json
-
     folder = tmp_path_factory.mktemp("lookalike")
     (folder / "faq.json").write_text(json.dumps(LOOKALIKE_FAQ), encoding="utf-8")
     from .test_answering import CLOSE_CALL

@@ -24,17 +24,10 @@ from qa.indexing import build_index
 from qa.store import read_manifest
 
 from .conftest import ARTICLE, FIXTURES, ROOT, free_port
-from .rel_support import QUESTIONS, copy_index, qa_env, snapshot, without_id
+from .rel_support import QUESTIONS, qa_env, snapshot, without_id
 
 
-@pytest.fixture(scope="module")
-def sequential(bot) -> list[dict]:
-    return snapshot(bot)
-
-
-@pytest.fixture
-def index_copy(tmp_path, article_index):
-    return copy_index(article_index, tmp_path / "index")
+from .test_reliability import index_copy, sequential  # noqa: E402,F401  (shared fixtures)
 
 
 def _vectors_file(folder):
