@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import logging
 import os
@@ -80,8 +81,11 @@ def eval_sets(eval_dir: Path) -> list[str]:
     return sorted(p.parent.name for pattern in ("*/docs.jsonl", "*/faqs.jsonl") for p in eval_dir.glob(pattern))
 
 
-def quality(embedder, eval_dir: Path, sets: list[str], db: Path, limit: int | None) -> list[dict]:
-    """Recall@1 (and the rest of evaluate_set's figures) of each set with the folder store and Milvus Lite."""
+def quality(embedder, eval_dir: Path, sets: list[str], db: Path, limit: int | None, on_row=None) -> list[dict]:
+    """Recall@1 (and the rest of evaluate_set's figures) of each set with the folder store and Milvus Lite.
+
+    `on_row` gets the rows so far after each set (a long run keeps what it measured if it fails later).
+    """
     from qa.evaluation import evaluate_set
 
     rows = []
@@ -93,6 +97,8 @@ def quality(embedder, eval_dir: Path, sets: list[str], db: Path, limit: int | No
                "folder": folder["ours"], "milvus": milvus["ours"],
                "delta_recall@1": milvus["ours"]["recall@1"] - folder["ours"]["recall@1"]}
         rows.append(row)
+        if on_row:
+            on_row(rows)
         say(f"  {name}: {row['questions']} questions, Recall@1 folder {folder['ours']['recall@1']:.4f}, "
             f"Milvus Lite {milvus['ours']['recall@1']:.4f} (delta {row['delta_recall@1']:+.4f}); "
             f"ask p50 {folder['ours']['p50_ms']:.1f} / {milvus['ours']['p50_ms']:.1f} ms ({time.perf_counter() - started:.0f} s)")
@@ -228,8 +234,8 @@ def section(results: dict) -> str:
     lines = [START, "## Scale-out (Milvus store, Ray embedding)", "",
              f"Measured by `{results['command']}` on {m.get('cores', '?')} cores ({m.get('cpu', '')}), "
              f"{results['date']}, in {results['minutes']:.0f} min; other jobs shared the cores (load average "
-             f"{results['load_before']}) when it started. Milvus Lite {results['versions']['pymilvus']} "
-             f"(pymilvus), Ray {results['versions']['ray']}. Figures from `bench/scale_out.json`.", ""]
+             f"{results['load_before']}) when it started. pymilvus {results['versions']['pymilvus']} with Milvus Lite "
+             f"{results['versions'].get('milvus_lite', '?')}, Ray {results['versions']['ray']}. Figures from `bench/scale_out.json`.", ""]
     if results.get("quality"):
         lines += ["### Recall@1: Milvus Lite against the folder store (`qa eval --store`)", "",
                   "Each set's temporary index built in each store by `evaluate_set` (as `qa eval SET --store milvus:X.db` "
@@ -239,7 +245,7 @@ def section(results: dict) -> str:
         for r in results["quality"]:
             f, q = r["folder"], r["milvus"]
             lines.append(f"| {r['set']} | {r['questions']} | {f['recall@1']:.4f} | {q['recall@1']:.4f} | {r['delta_recall@1']:+.4f} | "
-                         f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} ms | {q['p50_ms']:.1f} / {q['p99_ms']:.1f} ms | "
+                         f"{_latency(f)} | {_latency(q)} | "
                          f"{'yes' if abs(r['delta_recall@1']) <= R1_TOLERANCE else '**no**'} |")
         lines.append("")
     if results.get("ray"):
@@ -269,6 +275,11 @@ def section(results: dict) -> str:
     lines += results.get("notes", [])
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _latency(figures: dict) -> str:
+    p99 = figures.get("p99_ms")
+    return f"{figures['p50_ms']:.1f} / " + ("—" if p99 is None else f"{p99:.1f}") + " ms"
 
 
 def _mib(row: dict, store: str) -> str:
@@ -326,13 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     results: dict = {"command": " ".join([COMMAND, *given]), "machine": machine(),
                      "date": time.strftime("%Y-%m-%d"), "load_before": f"{load:.1f}",
-                     "versions": {"pymilvus": pymilvus.__version__, "ray": ray_module.__version__}}
+                     "versions": {"pymilvus": pymilvus.__version__, "milvus_lite": importlib.metadata.version("milvus_lite"),
+                                  "ray": ray_module.__version__}}
     with tempfile.TemporaryDirectory(prefix="qa-scale-out-") as tmp_name:
         tmp = Path(tmp_name)
         db = tmp / "bench.db"
         if "quality" in parts:
             say(f"quality: {len(sets)} sets, folder store and Milvus Lite")
-            results["quality"] = quality(embedder, args.eval_dir, sets, db, limit)
+            def keep(rows: list[dict]) -> None:
+                args.results.parent.mkdir(parents=True, exist_ok=True)
+                args.results.write_text(json.dumps({**results, "quality": rows, "minutes": 0}, indent=2, default=float) + "\n")
+
+            results["quality"] = quality(embedder, args.eval_dir, sets, db, limit, keep)
         if "ray" in parts or "latency" in parts:
             corpus = write_corpus(tmp / "corpus", args.eval_dir, fraction=0.05 if args.tiny else 1.0)
             say(f"ray: {corpus.files} files")

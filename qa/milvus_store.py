@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections import Counter
@@ -59,6 +60,10 @@ BM25_K1, BM25_B = 1.5, 0.75
 
 
 def _milvus():
+    # Milvus Lite serves gRPC on a thread of this process; gRPC's C core would otherwise write its
+    # keepalive chatter ("GOAWAY ... too_many_pings") to this process's stderr, between our one-line
+    # messages. Read once, when gRPC first loads; a value the user set wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     return require("pymilvus", "the Milvus store")
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
+
+# Milvus Lite serves gRPC on a thread of the test process for the whole session; keep gRPC's C-core
+# keepalive chatter off stderr, which tests/test_rel_web.py checks (read when gRPC first loads).
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import shutil  # noqa: E402
 import socket
 from pathlib import Path
 
