@@ -49,6 +49,8 @@ def start(address: str):
         return ray, False
     env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "QA_CACHE_DIR") if k in os.environ}}
     if address == "local":
+        # A raylet on a busy machine can take longer than Ray's default wait to register (seen on 2 shared cores).
+        os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1", runtime_env=env)
     else:

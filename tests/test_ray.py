@@ -18,8 +18,11 @@ from .rel_support import make_second_corpus  # noqa: E402
 @pytest.fixture(scope="module")
 def local_ray():
     """A real Ray on this machine, two CPUs, for the whole module."""
+    import os
+
     import ray
 
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")  # as qa.ray_embedding does: slow machines
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield "local"
     ray.shutdown()
