@@ -153,7 +153,7 @@ def split_lines(text: str, breaks: re.Pattern | None = None) -> list[Line]:
     return lines
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -215,7 +215,7 @@ def assemble(
 
     def add(kind: str, start: int, end: int, q: str | None = None, at: int | None = None) -> None:
         nonlocal paragraph_no
-        start, end = _trim(text, start, end)
+        start, end = trim_span(text, start, end)
         body = text[start:end]
         if not body:
             return

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..types import Passage
-from .base import sentences_of, passage_id, _trim
+from .base import sentences_of, passage_id, trim_span
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -34,7 +34,7 @@ def faq_passage(path: str, title: str, record: dict, line: int, position: int, s
     if not isinstance(alternates, (list, tuple)) or not all(isinstance(a, str) for a in alternates):
         raise DocumentError(f"{path}:{line}: 'alternates' must be a list of strings")
     answer = fields["answer"]
-    start, end = _trim(answer, 0, len(answer))
+    start, end = trim_span(answer, 0, len(answer))
     body = answer[start:end]
     question = fields["question"].strip()
     given_id = fields.get("id")
