@@ -80,7 +80,7 @@ ANSWER_AT = np.round(np.arange(0.30, 0.851, 0.05), 2)
 SUGGEST_AT = np.round(np.arange(0.1, 0.851, 0.1), 2)
 CLOSENESS = (0.0, 0.02, 0.05, 0.1)
 # Today's main: confidence = sigmoid(12 (dense + 0.4 coverage - 0.495)) of the first retrieved passage, answer at 0.5.
-LEGACY = AnswerModel(checks=(), answer_at=0.5, suggest_at=0.5, closeness=0.0, rerank=False)
+LEGACY = AnswerModel(checks=(), answer_at=0.5, suggest_at=0.5, closeness=0.0)
 
 
 def collect(name: str, embedder: Embedder, cache: Path) -> dict:
@@ -143,32 +143,30 @@ def probabilities(data: dict, model: AnswerModel) -> np.ndarray:
     exempt = (f["is_faq"] >= 0.5) & (f["quote_cosine"] >= model.faq_match)
     failed = sum((f[name] >= 0.5).astype(np.float64) for name in model.checks) if model.checks else 0.0
     p = base * np.where(exempt, 1.0, model.failed_check ** failed)
-    # A quote that fails a check is never answered: stored as -(p + 2), which `outcomes` reads back.
-    blocked = ~exempt & (np.asarray(failed) > 0)
-    return np.where(data["present"], np.where(blocked, -(p + 2.0), p), -1.0)
+    blocked = ~exempt & (np.asarray(failed) > 0)  # a quote that fails a check is never an answer
+    return np.where(data["present"], p, -1.0), blocked
 
 
-def outcomes(data: dict, p: np.ndarray, answer_at: float, suggest_at: float, closeness: float,
-             first_only: bool = False, rerank: bool = True) -> dict:
+def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], answer_at: float, suggest_at: float,
+             closeness: float, first_only: bool = False) -> dict:
     """What the answerer would do with every question of a set, and how often it would be right.
 
-    With `rerank`, candidates are taken most probable first; without, in retrieval's order.
+    Candidates are taken in retrieval's order, as the Answerer takes them.
+
+    Args:
+        probs: `probabilities()`: each candidate's confidence (-1 where there is none), and whether its quote
+            fails a check.
+        first_only: weigh the first retrieved passage only (today's main).
     """
+    ranked, blocked = probs
     if first_only:
-        p = np.where(np.arange(p.shape[1]) == 0, p, -1.0)
-    blocked_all = p <= -2.0  # candidates whose quote fails a check: p was stored as -(p + 2)
-    p = np.where(blocked_all, -p - 2.0, p)
-    order = np.argsort(-p, axis=1, kind="stable") if rerank else np.tile(np.arange(p.shape[1]), (len(p), 1))
-    ranked = np.take_along_axis(p, order, axis=1)
-    blocked = np.take_along_axis(blocked_all, order, axis=1)[:, 0]
-    right = np.take_along_axis(data["right"], order, axis=1)
-    gold = np.take_along_axis(data["gold"], order, axis=1)
+        ranked = np.where(np.arange(ranked.shape[1]) == 0, ranked, -1.0)
+    right, gold, present = data["right"], data["gold"], data["present"]
     best = ranked[:, 0]
     # Too close to call: the runner-up's retrieval score is within `closeness` of the first's.
-    score = np.take_along_axis(data["x"][..., FEATURES.index("score")].astype(np.float64), order, axis=1)
-    present = np.take_along_axis(data["present"], order, axis=1)
+    score = data["x"][..., FEATURES.index("score")].astype(np.float64)
     close = (closeness > 0) & present[:, 1] & (score[:, 1] >= score[:, 0] - closeness)
-    answered = (best >= answer_at) & ~close & ~blocked
+    answered = (best >= answer_at) & ~close & ~blocked[:, 0]
     suggested = ~answered & (best >= min(suggest_at, answer_at))
     shown = (ranked[:, :3] >= min(suggest_at, answer_at)) & suggested[:, None]
     suggest_right = (shown & gold[:, :3]).any(axis=1)
@@ -212,20 +210,20 @@ def choose(sets: dict[str, dict]) -> AnswerModel:
     best = None
     # Candidates stay in retrieval's order: reranking them by a learned model cost Recall@1 on covidqa_qsim
     # and stackfaq_threads in an earlier run of this script (docs/quality.md).
-    for checks, factor, faq_match, rerank in itertools.product(CHECK_SETS, FAILED_CHECK, FAQ_MATCH, (False,)):
+    for checks, factor, faq_match in itertools.product(CHECK_SETS, FAILED_CHECK, FAQ_MATCH):
         if not checks and (factor, faq_match) != (FAILED_CHECK[0], FAQ_MATCH[0]):
             continue  # without checks, neither matters
-        base = AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match, rerank=rerank)
+        base = AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match)
         probs = {name: probabilities(data, base) for name, data in sets.items()}
         for answer_at, suggest_at, closeness in itertools.product(ANSWER_AT, SUGGEST_AT, CLOSENESS):
             if suggest_at > answer_at:
                 continue
-            results = {n: outcomes(d, probs[n], answer_at, suggest_at, closeness, rerank=rerank) for n, d in sets.items()}
+            results = {n: outcomes(d, probs[n], answer_at, suggest_at, closeness) for n, d in sets.items()}
             if any(r["answered_right"] + r["suggested_right"] < today_right[n] - 0.005 for n, r in results.items()):
                 continue
             score = np.mean([r["utility"] for r in results.values()])
             if best is None or score > best[0] + 1e-12:
-                best = (score, AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match, rerank=rerank,
+                best = (score, AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match,
                                            answer_at=float(answer_at),
                                            suggest_at=float(suggest_at), closeness=float(closeness)))
     return best[1]
@@ -233,7 +231,7 @@ def choose(sets: dict[str, dict]) -> AnswerModel:
 
 def evaluate(model: AnswerModel, data: dict, first_only: bool = False) -> dict:
     return outcomes(data, probabilities(data, model), model.answer_at, model.suggest_at, model.closeness,
-                    first_only, model.rerank)
+                    first_only)
 
 
 def today(name: str, embedder: Embedder, cache: Path) -> dict:
@@ -241,10 +239,8 @@ def today(name: str, embedder: Embedder, cache: Path) -> dict:
     retrieved passage, the earlier confidence formula, answer at 0.5, no suggestions."""
     from qa.answering import AnswerSettings
     from qa.evaluation import outcome_metrics
-    from qa.retrieval import RetrievalSettings
 
-    bot = Bot(cache / name / "index", embedder=embedder, retrieval=RetrievalSettings(kind_must_match=False),
-              answering=AnswerSettings(model=LEGACY)).warm_up()
+    bot = Bot(cache / name / "index", embedder=embedder, answering=AnswerSettings(model=LEGACY)).warm_up()
     kind = "article" if name == "bundled" else set_kind(EVAL / name)
     questions = bundled_questions(bot) if name == "bundled" else load_questions(EVAL / name, bot, kind)
     answers = bot.ask_many([q.text for q in questions])

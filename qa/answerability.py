@@ -130,7 +130,6 @@ class AnswerModel:
         suggest_at: below `answer_at` but at least this, offer the best candidates as suggestions; below, abstain.
         closeness: when the runner-up's retrieval score is within this of the best's, suggest instead of
             answering (0: never).
-        rerank: take candidates most confident first (else in retrieval's order).
     """
 
     center: float = 0.495
@@ -142,7 +141,6 @@ class AnswerModel:
     answer_at: float = 0.5
     suggest_at: float = 0.5
     closeness: float = 0.0
-    rerank: bool = False
 
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""

@@ -134,7 +134,7 @@ class Answerer:
     def score(self, question: str, results: list[tuple[Hit, Evidence]]) -> list[Scored]:
         """The best `settings.candidates` results, each with its quote and probability.
 
-        Most probable first when the model reranks (ties keep retrieval's order), else in retrieval's order.
+        In retrieval's order: reranking by the model cost Recall@1 when measured (docs/quality.md).
         """
         kind = question_kind(question)
         model = self.settings.model
@@ -158,10 +158,7 @@ class Answerer:
                 passage_text=passage.text, score=hit.score,
             )
             scored.append(Scored(hit, evidence, start, end, features, model.probability(features)))
-        if not model.rerank:
-            return scored
-        order = sorted(range(len(scored)), key=lambda i: (-scored[i].probability, i))
-        return [scored[i] for i in order]
+        return scored
 
     def confidence(self, question: str, results: list[tuple[Hit, Evidence]]) -> float:
         """The confidence of the answer `results` would give `question` (0 when there is none)."""
@@ -206,9 +203,7 @@ class Answerer:
         if not results:
             return Answer(question, NOT_COVERED, False, 0.0, (), ())
         scored = self.score(question, results)
-        weighed = {c.passage.id for c in scored}
-        rest = [hit for hit, _ in results if hit.passage.id not in weighed]
-        hits = tuple(Hit(h.passage, h.score, rank) for rank, h in enumerate([c.hit for c in scored] + rest))
+        hits = tuple(hit for hit, _ in results)
         if choose is not None:
             picked = next((c for c in scored if c.passage.id == choose), None)
             if picked is None:

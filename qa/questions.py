@@ -19,7 +19,6 @@ _KINDS = (
     ("who", re.compile(r"\b(?:who|whom|whose)\b", re.I)),
     ("where", re.compile(r"\bwhere\b", re.I)),
 )
-SPECIFIC_KINDS = ("how_many", "when", "who", "where")
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
 _NUMBER_WORDS = set(("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "

@@ -15,7 +15,6 @@ import numpy as np
 
 from .keys import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
 from .lexical import analyze, term_weights, unseen_idf
-from .questions import SPECIFIC_KINDS, question_kind
 from .store import StoredIndex
 from .types import Hit
 
@@ -35,11 +34,6 @@ class RetrievalSettings:
     # Rank on the share of the question's *indexed* terms ("known"), or of all its terms ("all", where a
     # word no document holds counts against every passage alike).
     coverage_of: str = "all"
-    # An FAQ question that asks for another kind of thing (who / when / where / how many) than the user's
-    # does not match it, however close its topic: the pair then competes by its answer only. Off: measured
-    # by `python -m bench.select_answering`, it cost Recall@1 on the FAQ sets (stackfaq_threads 0.962 to
-    # 0.931, covidqa_qsim 0.704 to 0.650), whose users rephrase "how many" as "what is the number".
-    kind_must_match: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,6 @@ class Features:
     text: np.ndarray  # cosine with the paragraph, or with the FAQ answer
     sentence: np.ndarray  # best cosine with one sentence (= text for one-sentence passages)
     asked: np.ndarray  # best cosine with the FAQ question or an alternate (-1 for paragraphs)
-    kind_mismatch: np.ndarray  # bool: an FAQ question asking for another kind of thing than the question
     bm25: np.ndarray  # raw BM25 score
     coverage: np.ndarray  # IDF-weighted share of the question's terms found in the passage
     known_coverage: np.ndarray  # the same share among the question's terms that the index holds
@@ -91,8 +84,7 @@ class Evidence:
 def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
     """The dense part of the fused score: question match for FAQ pairs, best of whole/sentence for paragraphs."""
     paragraph = np.maximum(f.text, s.sentence_weight * f.sentence)
-    asked = np.where(f.kind_mismatch, -1.0, f.asked) if s.kind_must_match else f.asked
-    faq = np.maximum(asked, s.answer_weight * f.text)
+    faq = np.maximum(f.asked, s.answer_weight * f.text)
     return np.where(f.is_faq, faq, paragraph)
 
 
@@ -127,8 +119,6 @@ class Retriever:
         self._starts = np.searchsorted(keys[:, 0], np.arange(len(index.passages) + 1)).astype(np.int64)
         self._fields = keys[:, 1]
         self._is_faq = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
-        # What each FAQ question asks for (see qa/questions.py); "" for paragraphs.
-        self._asks = np.array([question_kind(p.question or "") if p.kind == "faq" else "" for p in index.passages])
         self.idf = index.lexical.idf()
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         self.unseen_idf = unseen_idf(len(index.passages))
@@ -197,8 +187,6 @@ class Retriever:
         sentence = np.maximum(best(fields == FIELD_SENTENCE), text)
         asked = best((fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE))
         is_faq = self._is_faq[rows]
-        kind = question_kind(question)
-        kind_mismatch = is_faq & (self._asks[rows] != kind) if kind in SPECIFIC_KINDS else np.zeros(len(rows), dtype=bool)
 
         weights = self.term_weights(question)
         total = sum(weights.values())
@@ -215,7 +203,6 @@ class Retriever:
             text=text,
             sentence=sentence,
             asked=asked,
-            kind_mismatch=kind_mismatch,
             bm25=bm25[rows] if bm25.size else np.zeros(len(rows), dtype=np.float32),
             coverage=found / total if total > 0 else found,
             known_coverage=found / known if known > 0 else found,

@@ -289,6 +289,6 @@ def test_did_you_mean_buttons_answer_the_picked_suggestion_with_its_citation(pag
     answer = page.locator(REPLY).nth(1)
     assert answer.locator(".qa-quote").inner_text() == LOOKALIKE_FAQ[1]["answer"]
     assert "How do I reset my password in the mobile app?" in answer.locator(".qa-citation").inner_text()
-    page.wait_for_function("() => document.querySelectorAll('#suggestions button:not([hidden])').length >= 0")
+    page.locator("#suggestions button", has_text="in the mobile app").wait_for(state="hidden")
     assert page.locator("#suggestions button:visible").count() == 0
     assert_stayed_local(requested)
