@@ -7,13 +7,15 @@ and is cut when the quote fails a check a careful reader would make:
 
 - **words the documents never use**: a question about a "daughter" or a "bank"
   that no document mentions is not answered by any of them (words that only
-  frame a question, like "name" or "kind", do not count);
+  frame a question, like "name" or "kind", do not count; a misspelt word of
+  the passage is not unseen);
 - **the kind of thing asked for**: a *when* question wants a date or a year in
   the quote, *how many* a number, *who* or *where* a name the question does
   not already hold (qa/questions.py).
 
-An FAQ pair whose question is nearly the user's own (`faq_match`) is exempt: it
-was written to answer exactly that. `candidate_features` turns one candidate
+An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
+same kind of thing (who, when, how many...) is exempt: it was written to answer
+exactly that. `candidate_features` turns one candidate
 into numbers; `AnswerModel` turns them into a confidence and holds the
 thresholds of the three outcomes, which `python -m bench.select_answering`
 chooses with each family of evaluation sets held out (docs/quality.md).
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .lexical import analyze, coverage
+from .lexical import analyze, coverage, misspelt
 from .questions import FRAME_WORDS, holds_kind, is_negated, names, question_kind, words
 
 MODEL_FILE = Path(__file__).with_name("answer_model.json")
@@ -57,11 +59,30 @@ class Candidate:
     kind_missing: float  # 1 when the question asks for a number, date or name and the quote holds none
     names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
+    kind_differs: float  # 1 for an FAQ pair none of whose phrasings asks the kind of thing the question asks
     score: float  # retrieval's fused score of the passage
 
 
 FEATURES = tuple(Candidate.__dataclass_fields__)
 CHECKS = ("unseen_focus", "kind_missing")
+
+
+def _kinds(asked_text: str) -> set[str]:
+    """The kinds of thing an FAQ pair's phrasings (one a line) ask for."""
+    return {question_kind(line) for line in asked_text.splitlines() if line.strip()}
+
+
+def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_terms: frozenset[str]) -> bool:
+    """Whether a topic word of the question (not a framing word like "name" or "kind") is in no document.
+
+    One such word is enough: in on-topic questions the documents cannot answer, the one unseen word is
+    usually the crux ("Who *designed* the cemetery?", "What did she *wear*?"). QnABot's softer rule (three
+    topic words in four suffice) answered four such questions of our own about the bundled article
+    (tests/fixtures/bundled_regression.jsonl), so it is not used. A word one or two typing slips from a
+    word of the passage itself ("beriods" for "beroids") is read as that word: the passage, not the whole
+    vocabulary, since in a large corpus nearly every word has a neighbour one edit away.
+    """
+    return any(not misspelt(t, passage_terms) for t in unseen_terms & (set(weights) - _frame_terms()))
 
 
 def candidate_features(
@@ -103,10 +124,11 @@ def candidate_features(
         quote_cosine=quote_cosine,
         coverage=passage_coverage,
         quote_coverage=coverage(weights, matched_terms),
-        unseen_focus=1.0 if unseen_terms - _frame_terms() else 0.0,
+        unseen_focus=1.0 if unseen_focus(weights, unseen_terms, _terms(f"{asked_text}\n{passage_text}")) else 0.0,
         kind_missing=1.0 if held is False else 0.0,
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
+        kind_differs=1.0 if is_faq and question_kind(question) not in _kinds(asked_text) else 0.0,
         score=score,
     )
 
@@ -123,13 +145,18 @@ class AnswerModel:
     confidence = sigmoid(scale × (dense + coverage_weight × coverage − center)), multiplied by
     `failed_check` for each check in `checks` that the quote fails; an FAQ pair whose question
     matches the user's with a cosine of `faq_match` or more is exempt from the checks. A quote that
-    fails a check is never given as an answer, however confident: it can only be suggested.
+    fails a check is never given as an answer, however confident: it can only be suggested. The exemption
+    needs the FAQ to ask the same kind of thing: "What was the purpose of the visit?" was not written to
+    answer "Who travelled with him?", however close the two read.
 
     Attributes:
         answer_at: answer when the best candidate's confidence is at least this.
         suggest_at: below `answer_at` but at least this, offer the best candidates as suggestions; below, abstain.
         closeness: when the runner-up's retrieval score is within this of the best's, suggest instead of
             answering (0: never).
+        pass_over: when the first passage's quote fails a check, answer from the first of the next
+            `pass_over` passages whose quote passes them all (a sentence that holds the asked-for fact beats
+            one that does not); 0: never.
     """
 
     center: float = 0.495
@@ -141,10 +168,11 @@ class AnswerModel:
     answer_at: float = 0.5
     suggest_at: float = 0.5
     closeness: float = 0.0
+    pass_over: int = 0
 
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""
-        if c.is_faq and c.quote_cosine >= self.faq_match:
+        if c.is_faq and c.quote_cosine >= self.faq_match and not c.kind_differs:
             return []
         return [name for name in self.checks if getattr(c, name) >= 0.5]
 

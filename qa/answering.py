@@ -163,7 +163,16 @@ class Answerer:
     def confidence(self, question: str, results: list[tuple[Hit, Evidence]]) -> float:
         """The confidence of the answer `results` would give `question` (0 when there is none)."""
         scored = self.score(question, results)
-        return scored[0].probability if scored else 0.0
+        return scored[self.answering_candidate(scored)].probability if scored else 0.0
+
+    def answering_candidate(self, scored: list[Scored]) -> int:
+        """Which candidate may answer: the first, or when its quote fails a check, the first of the next
+        `model.pass_over` whose quote passes them all (the first again when none does)."""
+        model = self.settings.model
+        if not scored or model.can_answer(scored[0].features):
+            return 0
+        return next((i for i in range(1, min(len(scored), model.pass_over + 1))
+                     if model.can_answer(scored[i].features)), 0)
 
     def cite(self, candidate: Scored) -> Citation:
         """The citation of a candidate's quote, checked against its passage."""
@@ -210,10 +219,12 @@ class Answerer:
                 raise ValueError(f"passage {choose!r} is not among the candidates for this question")
             return Answer(question, quote(picked.passage, picked.start, picked.end), True, picked.probability,
                           (self.cite(picked),), hits)
-        best = scored[0]
+        at = self.answering_candidate(scored)
+        best = scored[at]
         confidence = best.probability
         # Too close to call: the runner-up's retrieval score is within `closeness` of the first's.
-        close = s.model.closeness > 0 and len(scored) > 1 and scored[1].hit.score >= best.hit.score - s.model.closeness
+        runner_up = scored[at + 1] if at + 1 < len(scored) else None
+        close = s.model.closeness > 0 and runner_up is not None and runner_up.hit.score >= best.hit.score - s.model.closeness
         if confidence >= answer_at and not close and s.model.can_answer(best.features):
             citation = self.cite(best)
             return Answer(question, citation.quote, True, confidence, (citation,), hits)

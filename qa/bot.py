@@ -438,7 +438,7 @@ class Bot:
         for i, joint in zip(back, combined):
             # The quote must hold the words of the question asked, not of the one before it.
             weights = retriever.term_weights(texts[i])
-            unseen = frozenset(t for t in weights if t not in retriever.idf)
+            unseen = retriever.unseen_terms(weights)
             joint = [(hit, replace(evidence, term_weights=weights, unseen_terms=unseen)) for hit, evidence in joint]
             mine, theirs = answerer.confidence(texts[i], chosen[i]), answerer.confidence(texts[i], joint)
             if not mine >= answer_at and theirs > mine and theirs >= floor:

@@ -13,6 +13,7 @@ FIELD_TEXT = 0  # a paragraph, or an FAQ answer, whole
 FIELD_SENTENCE = 1  # one sentence of a multi-sentence paragraph or answer
 FIELD_QUESTION = 2  # an FAQ question
 FIELD_ALTERNATE = 3  # another phrasing of an FAQ question
+FIELD_ENTRY = 4  # an FAQ pair whole: its question and its answer, as one text
 
 
 def passage_keys(passage: Passage) -> list[tuple[int, int, str]]:
@@ -21,11 +22,17 @@ def passage_keys(passage: Passage) -> list[tuple[int, int, str]]:
     if passage.kind == "faq":
         keys.append((FIELD_QUESTION, -1, passage.question or ""))
         keys.extend((FIELD_ALTERNATE, -1, alt) for alt in passage.alternates)
+        keys.append((FIELD_ENTRY, -1, entry_text(passage)))
     keys.append((FIELD_TEXT, -1, passage.text))
     if len(passage.sentences) > 1:
         for i, span in enumerate(passage.sentences):
             keys.append((FIELD_SENTENCE, i, passage.text[span.start - passage.start : span.end - passage.start]))
     return keys
+
+
+def entry_text(passage: Passage) -> str:
+    """An FAQ pair as one text: users often ask in the answer's words, or in words of both."""
+    return f"{passage.question or ''}\n{passage.text}"
 
 
 def lexical_text(passage: Passage) -> str:

@@ -67,6 +67,24 @@ def unseen_idf(size: int) -> float:
     return float(np.log1p((size + 0.5) / 0.5))
 
 
+def allowed_edits(term: str) -> int:
+    """How many typing slips a term may hold and still be read as a corpus word: none below 5 letters (too many
+    short words lie one edit apart), one for 5-7, two from 8 (the rule of Elasticsearch's fuzziness AUTO,
+    shifted by two letters to stay cautious)."""
+    return 0 if len(term) < 5 else 1 if len(term) < 8 else 2
+
+
+def misspelt(term: str, terms) -> bool:
+    """Whether `term` is within `allowed_edits` of one of `terms` (a transposition counts as one edit)."""
+    edits = allowed_edits(term)
+    if not edits or not terms:
+        return False
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    return process.extractOne(term, list(terms), scorer=OSA.distance, score_cutoff=edits) is not None
+
+
 def coverage(weights: dict[str, float], text_terms: set[str] | frozenset[str]) -> float:
     """IDF-weighted share of the question's terms (`weights`) that occur among a text's terms."""
     total = sum(weights.values())

@@ -43,7 +43,7 @@ from .types import Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: FAQ pairs have an entry key (question + answer)
 MANIFEST_PROPERTY = "qa.manifest"
 MAX_VARCHAR = 65_535  # Milvus' longest VARCHAR, in bytes
 INSERT_BATCH = 1_000

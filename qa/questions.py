@@ -11,20 +11,22 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# The question's kind, from its first wh-word; each maps to what its answer must hold.
-_KINDS = (
-    ("how_many", re.compile(r"\bhow\s+(?:many|much|long|old|far|big|large|tall|high|often|few)\b", re.I)),
-    ("when", re.compile(r"\b(?:when|what\s+(?:year|month|day|date|time|century|decade|era|period)|"
-                        r"which\s+(?:year|month|day|date|century|decade))\b", re.I)),
-    ("who", re.compile(r"\b(?:who|whom|whose)\b", re.I)),
-    ("where", re.compile(r"\bwhere\b", re.I)),
+# The question's kind, from its first wh-word ("What does Doctor Who do when…" asks "what"); each kind maps to
+# what its answer must hold. At one position the longer form wins ("how many" before "how").
+_KIND = re.compile(
+    r"\b(?:(?P<how_many>how\s+(?:many|much|long|old|far|big|large|tall|high|often|few)"
+    r"|what\s+(?:percentage|percent|proportion|fraction|share|amount|number))"
+    r"|(?P<when>when|what\s+(?:year|month|day|date|time|century|decade|era|period)"
+    r"|which\s+(?:year|month|day|date|century|decade))"
+    r"|(?P<who>who|whom|whose)|(?P<where>where)|(?P<other>what|which|why|how))\b",
+    re.I,
 )
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
 _NUMBER_WORDS = set(("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                      "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
                      "hundred hundreds thousand thousands million millions billion billions dozen dozens "
-                     "half quarter twice once several few").split())
+                     "half halves third thirds quarter quarters twice once several few").split())
 _DATE_WORDS = set(("monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow century "
                    "centuries decade decades year years yearly annual annually daily weekly week weeks month "
                    "months day days hour hours minute minutes spring summer autumn fall winter ago era "
@@ -37,18 +39,21 @@ FRAME_WORDS = frozenset(("name names named call called kind kinds type types sor
                          "happen happened happens thing things one ones example examples part parts role roles "
                          "purpose reason reasons many much long old far often big large year years date day time "
                          "make makes made get gets got give gives gave take takes took tell know describe "
-                         "explain list say said").split())
+                         "explain list say said nickname nicknamed entity entities besides percentage percent "
+                         "proportion fraction amount number total average minimum maximum").split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.:/-]*")
+# A place is named after a preposition of place: "in St. Petersburg", "at the Piskaryovskoye Cemetery".
+_PLACE = re.compile(r"\b(?:in|at|near|from|into|inside|outside|across|along|within|around|throughout|beyond|"
+                    r"towards?|through|off|on|to)\s+(?:the\s+)?((?:[A-ZÀ-Þ][\w’'.-]*)(?:\s+(?:of\s+)?[A-ZÀ-Þ][\w’'.-]*)*)")
 _CAPITALISED = re.compile(r"\b[A-ZÀ-Þ][\w’'-]*(?:\s+(?:of|de|del|la|von|van|the|and)?\s*[A-ZÀ-Þ][\w’'-]*)*")
 
 
 @lru_cache(maxsize=4096)
 def question_kind(question: str) -> str:
-    """What the question asks for: "how_many", "when", "who", "where", or "other" (what, which, why, how...)."""
-    for kind, pattern in _KINDS:
-        if pattern.search(question):
-            return kind
-    return "other"
+    """What the question asks for, by its first wh-word: "how_many", "when", "who", "where", or "other"
+    (what, which, why, how... or no wh-word)."""
+    m = _KIND.search(question)
+    return m.lastgroup if m else "other"
 
 
 @lru_cache(maxsize=65_536)
@@ -67,21 +72,28 @@ def names(text: str) -> frozenset[str]:
 
 @lru_cache(maxsize=65_536)
 def words(text: str) -> frozenset[str]:
-    """The words and numbers of `text`, lower-cased."""
-    return frozenset(w.lower() for w in _WORD.findall(text))
+    """The words and numbers of `text`, lower-cased ("2024," is the number 2024)."""
+    return frozenset(w.lower().rstrip(",.:/-") for w in _WORD.findall(text))
 
 
 def holds_kind(kind: str, quote: str, question: str) -> bool | None:
     """Whether `quote` holds something of the kind a `kind` question asks for; None when the kind sets no test.
 
-    A number or a date counts; a name counts only when the question does not already hold it.
+    A number, a date, a name (who) or a place after "in", "at", "near"... (where) counts only when the
+    question does not already hold it: "How much oil did
+    Russia ship in 2024?" is not answered by a sentence whose only number is 2024.
     """
+    new = words(quote) - words(question)
+    parts = {part for w in new for part in w.split("-")}  # "two-thirds", "six-time"
     if kind == "how_many":
-        return bool(_DIGIT.search(quote)) or not _NUMBER_WORDS.isdisjoint(words(quote))
+        return any(_DIGIT.search(w) for w in new) or not _NUMBER_WORDS.isdisjoint(parts)
     if kind == "when":  # a date, a day, or a time ("at eight")
-        return bool(_DIGIT.search(quote)) or not (_DATE_WORDS | _NUMBER_WORDS).isdisjoint(words(quote))
-    if kind in ("who", "where"):
+        return any(_DIGIT.search(w) for w in new) or not (_DATE_WORDS | _NUMBER_WORDS).isdisjoint(parts)
+    if kind == "who":
         return bool(names(quote) - words(question))
+    if kind == "where":  # a place the question does not name
+        asked = words(question)
+        return any(words(m.group(1)) - asked for m in _PLACE.finditer(quote))
     return None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keys import FIELD_ALTERNATE, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
+from .keys import FIELD_ALTERNATE, FIELD_ENTRY, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
 from .lexical import analyze, term_weights, unseen_idf
 from .store import StoredIndex
 from .types import Hit
@@ -27,9 +27,10 @@ class RetrievalSettings:
     lexical_weight: float = 0.0  # BM25, divided by the best BM25 score among the candidates
     # IDF-weighted share of the question's terms found in the passage. It counts for more in a
     # paragraph, whose narrative text embeds further from a question than an FAQ question does.
-    coverage_weight: float = 0.25  # for an FAQ pair
+    coverage_weight: float = 0.15  # for an FAQ pair
     paragraph_coverage_weight: float = 0.5  # for a paragraph
     answer_weight: float = 0.8  # an FAQ answer's similarity, next to its question's
+    entry_weight: float = 0.9  # the whole FAQ pair's (question and answer as one text), next to its question's
     sentence_weight: float = 0.9  # a paragraph's best sentence, next to the whole paragraph
     # Rank on the share of the question's *indexed* terms ("known"), or of all its terms ("all", where a
     # word no document holds counts against every passage alike).
@@ -45,6 +46,7 @@ class Features:
     text: np.ndarray  # cosine with the paragraph, or with the FAQ answer
     sentence: np.ndarray  # best cosine with one sentence (= text for one-sentence passages)
     asked: np.ndarray  # best cosine with the FAQ question or an alternate (-1 for paragraphs)
+    entry: np.ndarray  # cosine with the FAQ pair as one text (-1 for paragraphs, and in indexes built without it)
     bm25: np.ndarray  # raw BM25 score
     coverage: np.ndarray  # IDF-weighted share of the question's terms found in the passage
     known_coverage: np.ndarray  # the same share among the question's terms that the index holds
@@ -82,9 +84,9 @@ class Evidence:
 
 
 def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
-    """The dense part of the fused score: question match for FAQ pairs, best of whole/sentence for paragraphs."""
+    """The dense part of the fused score: best of question/answer/whole pair for FAQ pairs, of whole/sentence for paragraphs."""
     paragraph = np.maximum(f.text, s.sentence_weight * f.sentence)
-    faq = np.maximum(f.asked, s.answer_weight * f.text)
+    faq = np.maximum(np.maximum(f.asked, s.answer_weight * f.text), s.entry_weight * f.entry)
     return np.where(f.is_faq, faq, paragraph)
 
 
@@ -130,6 +132,10 @@ class Retriever:
     def term_weights(self, question: str) -> dict[str, float]:
         """The IDF of each distinct analysed term of `question` in this index."""
         return term_weights(analyze(question), self.idf, self.unseen_idf)
+
+    def unseen_terms(self, weights: dict[str, float]) -> frozenset[str]:
+        """The terms of `weights` that no passage holds."""
+        return frozenset(t for t in weights if t not in self.idf)
 
     def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
         """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one store call for all.
@@ -186,6 +192,7 @@ class Retriever:
         text = best(fields == FIELD_TEXT)
         sentence = np.maximum(best(fields == FIELD_SENTENCE), text)
         asked = best((fields == FIELD_QUESTION) | (fields == FIELD_ALTERNATE))
+        entry = best(fields == FIELD_ENTRY)
         is_faq = self._is_faq[rows]
 
         weights = self.term_weights(question)
@@ -203,6 +210,7 @@ class Retriever:
             text=text,
             sentence=sentence,
             asked=asked,
+            entry=entry,
             bm25=bm25[rows] if bm25.size else np.zeros(len(rows), dtype=np.float32),
             coverage=found / total if total > 0 else found,
             known_coverage=found / known if known > 0 else found,
@@ -237,7 +245,7 @@ class Retriever:
         dense = dense_score(f, self.settings)
         order = np.lexsort((f.rows, -scores))[:k]  # best score first; a tie goes to the earlier passage
         weights = self.term_weights(question)
-        unseen = frozenset(t for t in weights if t not in self.idf)
+        unseen = self.unseen_terms(weights)
         return [
             (
                 Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),

@@ -45,7 +45,7 @@ from .types import Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: the manifest carries its own checksum
+FORMAT_VERSION = 3  # 2: the manifest carries its own checksum; 3: FAQ pairs have an entry key (question + answer)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 

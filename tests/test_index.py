@@ -115,7 +115,8 @@ def test_a_rebuild_gives_a_new_text_the_vector_of_an_old_one_the_model_reads_ali
     build_index([faq], tmp_path / "index", embedder)
     faq.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n", encoding="utf-8")
     manifest = build_index([faq], tmp_path / "index", embedder)
-    assert manifest["embedded"] == 1  # the new answer only: the new question reads as the old one
+    # The new answer and the new pair as one text only: the new question reads as the old one.
+    assert manifest["embedded"] == 2
     index = load_index(tmp_path / "index")
     a, b = (index.vectors.reconstruct(int(r)) for r in np.flatnonzero(index.keys[:, 1] == FIELD_QUESTION))
     assert np.array_equal(a, b)
