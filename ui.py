@@ -247,7 +247,7 @@ class _NoUploads:
         await self.app(scope, receive, send)
 
 
-REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate"]
+REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate", "it also answered (added on accept)"]
 
 
 def review_rows(queue: list) -> list[list]:
@@ -256,7 +256,7 @@ def review_rows(queue: list) -> list[list]:
     for n, c in enumerate(queue, 1):
         why = ", ".join(f"{k} {v}" for k, v in c.reasons.most_common())
         candidate = f"{c.candidate.id}: {c.candidate.label or _snippet(c.candidate.text, 80)}" if c.candidate else ""
-        rows.append([n, c.count, "\n".join(c.questions), why, candidate])
+        rows.append([n, c.count, "\n".join(c.questions), why, candidate, "\n".join(c.also_answered)])
     return rows
 
 

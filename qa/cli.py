@@ -325,6 +325,9 @@ def _show_cluster(n: int, cluster) -> str:
         lines.append(f"    … and {len(cluster.questions) - 10} more")
     c = cluster.candidate
     lines.append(f"    best candidate: {c.id} ({c.kind}) {c.label or c.text[:80]}" if c else "    best candidate: none")
+    if cluster.also_answered:
+        lines.append(f"    accepting also adds {len(cluster.also_answered)} question(s) it already answered well, e.g. "
+                     f"{cluster.also_answered[0]!r}")
     return terminal_safe("\n".join(lines))
 
 
