@@ -206,11 +206,11 @@ class Review:
                 return cluster
         raise ValueError(f"no open review cluster {key!r}: it was handled already, or the log changed")
 
-    def accept(self, cluster: Cluster, faq_id: str | None = None) -> Path:
+    def accept(self, cluster: Cluster, faq_id: str | None = None, *, with_answered: bool = True) -> Path:
         """Add the cluster's questions as alternate phrasings of an FAQ (default: its candidate); returns the file.
 
-        The other open logged questions that FAQ answered with confidence and nobody marked
-        unhelpful are added too, and marked reviewed with the cluster.
+        With `with_answered`, the other open logged questions that FAQ answered with confidence and
+        nobody marked unhelpful are added too, and marked reviewed with the cluster.
 
         Raises:
             ValueError: the FAQ id names no FAQ of the index, or the cluster has no FAQ candidate.
@@ -220,7 +220,8 @@ class Review:
         if faq is None:
             raise ValueError(f"no FAQ with id {faq_id!r} in the index: alternates need an FAQ (or add a new FAQ)"
                              if faq_id else "this cluster has no FAQ candidate: name an FAQ id, or add a new FAQ")
-        well = [row for row in self.answered_well().get(faq.id, []) if row["answer_id"] not in cluster.answer_ids]
+        well = [row for row in self.answered_well().get(faq.id, []) if row["answer_id"] not in cluster.answer_ids] \
+            if with_answered else []
         also = _distinct(well, cluster.questions)
         path = append_alternates(self.data_dir, faq.id, cluster.questions + also)
         self.log.mark_reviewed(cluster.answer_ids + [row["answer_id"] for row in well], "alternates")
