@@ -44,6 +44,7 @@ DEFAULT_PORT = settings.DEFAULT_PORT
 CONCURRENCY = 2
 MAX_EXAMPLES = 8
 SUGGESTIONS = 3  # closest passages shown with an abstention, and "did you mean…?" buttons at most
+FOLLOW_UPS = 4  # follow-up buttons under an answer at most
 SHOWN_QUESTION_CHARS = 1000
 NOT_COVERED = "Not covered by the documents."
 NOT_SURE = "Did you mean…?"
@@ -246,7 +247,7 @@ class _NoUploads:
         await self.app(scope, receive, send)
 
 
-REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate"]
+REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate", "it also answered (added on accept)"]
 
 
 def review_rows(queue: list) -> list[list]:
@@ -255,7 +256,7 @@ def review_rows(queue: list) -> list[list]:
     for n, c in enumerate(queue, 1):
         why = ", ".join(f"{k} {v}" for k, v in c.reasons.most_common())
         candidate = f"{c.candidate.id}: {c.candidate.label or _snippet(c.candidate.text, 80)}" if c.candidate else ""
-        rows.append([n, c.count, "\n".join(c.questions), why, candidate])
+        rows.append([n, c.count, "\n".join(c.questions), why, candidate, "\n".join(c.also_answered)])
     return rows
 
 
@@ -280,9 +281,16 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
         buttons += [gr.Button(value="", visible=False)] * (SUGGESTIONS - len(buttons))
         return (pending, *buttons)
 
+    def follow(answer: Answer | None) -> tuple:
+        """The follow-up state (questions) and buttons under an answer: the FAQs its FAQ names, or none."""
+        shown = list(answer.follow_ups[:FOLLOW_UPS]) if answer is not None else []
+        buttons = [gr.Button(value=_snippet(f.question, 90), visible=True) for f in shown]
+        buttons += [gr.Button(value="", visible=False)] * (FOLLOW_UPS - len(buttons))
+        return ([f.question for f in shown], *buttons)
+
     def respond(question: str, messages: list, asked: list[str], ids: dict):
         if not question.strip():
-            return ("", messages, asked, ids, *offer(None, asked))
+            return ("", messages, asked, ids, *offer(None, asked), *follow(None))
         answer, before = None, asked
         try:
             answer = bot.ask(question, history=asked)
@@ -294,7 +302,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             {"role": "user", "content": render_question(question)},
             {"role": "assistant", "content": reply},
         ]
-        return ("", messages, asked, answered(ids, messages, answer), *offer(answer, before))
+        return ("", messages, asked, answered(ids, messages, answer), *offer(answer, before), *follow(answer))
 
     def answered(ids: dict, messages: list, answer: Answer | None) -> dict:
         """The chat's answer ids by message index, with the last message's (for thumbs up / down)."""
@@ -303,7 +311,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
     def pick(index: int, messages: list, pending: dict | None, ids: dict):
         """Answer the pending question from the suggestion the user picked, with its citation (logged as picked)."""
         if not pending or index >= len(pending["suggestions"]):
-            return (messages, ids, *offer(None, []))
+            return (messages, ids, *offer(None, []), *follow(None))
         passage_id, text = pending["suggestions"][index]
         answer = None
         try:
@@ -315,7 +323,13 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             {"role": "user", "content": render_question(text)},
             {"role": "assistant", "content": reply},
         ]
-        return (messages, answered(ids, messages, answer), *offer(None, []))
+        return (messages, answered(ids, messages, answer), *offer(None, []), *follow(answer))
+
+    def ask_follow_up(index: int, messages: list, asked: list[str], ids: dict, offered: list[str]):
+        """Ask the follow-up FAQ the user clicked, read right after the answer that offered it."""
+        if index >= len(offered or []):
+            return ("", messages, asked, ids, *offer(None, asked), *follow(None))
+        return respond(offered[index], messages, asked, ids)
 
     def like(ids: dict, event: gr.LikeData) -> None:
         """A thumb on a reply: recorded in the question log (an undone thumb records nothing)."""
@@ -388,20 +402,29 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             pending = gr.State(None)
             with gr.Row(elem_id="suggestions"):
                 choices = [gr.Button(visible=False, size="sm", elem_id=f"suggestion-{i + 1}") for i in range(SUGGESTIONS)]
+            offered = gr.State([])
+            with gr.Row(elem_id="follow-ups"):
+                follow_ups = [gr.Button(visible=False, size="sm", variant="secondary", elem_id=f"follow-up-{i + 1}")
+                              for i in range(FOLLOW_UPS)]
             # One concurrency group: the chat and /ask share the `concurrency` slots.
             chat = dict(concurrency_id="bot", api_visibility="private")
-            replies = [question, chatbot, asked, ids, pending, *choices]
+            replies = [question, chatbot, asked, ids, pending, *choices, offered, *follow_ups]
             question.submit(respond, [question, chatbot, asked, ids], replies, **chat)
             chatbot.example_select(choose_example, None, question, queue=False, api_visibility="private").then(
                 respond, [question, chatbot, asked, ids], replies, **chat
             )
             for i, button in enumerate(choices):
-                button.click(functools.partial(pick, i), [chatbot, pending, ids], [chatbot, ids, pending, *choices], **chat)
+                button.click(functools.partial(pick, i), [chatbot, pending, ids],
+                             [chatbot, ids, pending, *choices, offered, *follow_ups], **chat)
+            for i, button in enumerate(follow_ups):
+                button.click(functools.partial(ask_follow_up, i), [chatbot, asked, ids, offered], replies, **chat)
             chatbot.like(like, ids, None, queue=False, api_visibility="private")
             hidden = [gr.Button(visible=False)] * SUGGESTIONS
-            clear.click(lambda: ("", [], [], {}, None, *hidden), None, replies, queue=False, api_visibility="private")
-            chatbot.clear(lambda: ([], {}, None, *hidden), None, [asked, ids, pending, *choices], queue=False,
-                          api_visibility="private")
+            none_offered = ([], *[gr.Button(visible=False)] * FOLLOW_UPS)
+            clear.click(lambda: ("", [], [], {}, None, *hidden, *none_offered), None, replies, queue=False,
+                        api_visibility="private")
+            chatbot.clear(lambda: ([], {}, None, *hidden, *none_offered), None,
+                          [asked, ids, pending, *choices, offered, *follow_ups], queue=False, api_visibility="private")
         with gr.Tab("Documents", elem_id="documents-tab"):
             gr.Dataframe(
                 value=source_rows(bot), headers=SOURCE_HEADERS, interactive=False, wrap=True,

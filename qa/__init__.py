@@ -22,13 +22,14 @@ from .errors import (
 )
 from .log import QuestionLog
 from .review import Review, open_review
-from .types import Answer, Citation, Hit, Passage, Suggestion
+from .types import Answer, Citation, FollowUp, Hit, Passage, Suggestion
 
 __all__ = [
     "Answer",
     "Bot",
     "Citation",
     "DocumentError",
+    "FollowUp",
     "Hit",
     "IndexBusyError",
     "IndexCorruptError",

@@ -14,12 +14,13 @@ from . import settings
 from .answering import AnswerSettings, Answerer
 from .embedding import Embedder
 from .errors import QAError
+from .follow_ups import follow_ups_by_passage, prefer_children
 from .indexing import build_index
 from .log import QuestionLog
 from .retrieval import RetrievalSettings, Retriever
 from .store import StoredIndex, load_index, manifest_signature
 from .stores import open_index, parse_store
-from .types import Answer, Passage
+from .types import Answer, FollowUp, Passage
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class Bot:
         self._retriever: Retriever | None = None
         self._reload_lock = threading.Lock()
         self._manifest_seen: tuple | None = None
+        self._follow_ups: tuple[StoredIndex, dict[str, tuple[FollowUp, ...]]] | None = None
         if isinstance(question_log, QuestionLog):
             self.question_log: QuestionLog | None = question_log
         else:
@@ -364,7 +366,9 @@ class Bot:
             question: the question (at most `max_question_chars` characters).
             k: how many retrieved passages to return with the answer.
             history: earlier questions of the conversation, oldest first; a
-                follow-up is read in their light.
+                follow-up is read in their light, and when the last one is answered
+                from an FAQ with follow-ups, its children are preferred
+                (qa/follow_ups.py).
             threshold: overrides the answer threshold for this call.
             choose: the `passage_id` of a suggestion the user picked: answer from that passage.
 
@@ -404,15 +408,41 @@ class Bot:
         self.reload_if_changed()
         retriever = self.retriever  # one index for the whole request, even if a reload swaps it meanwhile
         found = self._search_in_context(texts, history[-1] if history else None, k, threshold, retriever)
+        follow_ups = self._follow_ups_of(retriever)
+        if history and follow_ups:
+            found = self._after_parent(found, history[-1], threshold, retriever, follow_ups)
         answers = [
             replace(self.answerer.answer(text, results, threshold, choose), answer_id=uuid.uuid4().hex)
             for text, results in zip(texts, found)
         ]
+        if follow_ups:
+            answers = [replace(a, follow_ups=follow_ups.get(a.citations[0].passage_id, ())) if a.answered else a
+                       for a in answers]
         if self.question_log is not None:
             build = retriever.index.manifest["build_id"]
             for answer in answers:
                 self.question_log.record(answer, chosen=choose, build_id=build)
         return answers
+
+    def _follow_ups_of(self, retriever: Retriever) -> dict[str, tuple[FollowUp, ...]]:
+        """The follow-ups of the FAQs of the retriever's index that name any (worked out once per index)."""
+        cached = self._follow_ups
+        if cached is None or cached[0] is not retriever.index:
+            cached = (retriever.index, follow_ups_by_passage(retriever.index.passages))
+            self._follow_ups = cached
+        return cached[1]
+
+    def _after_parent(self, found: list, previous: str, threshold: float | None, retriever: Retriever,
+                      follow_ups: dict[str, tuple[FollowUp, ...]]) -> list:
+        """Each question's results, the previous answer's follow-ups preferred (qa/follow_ups.py, `prefer_children`).
+
+        The previous answer is the one `previous` gets asked alone now; only an answered FAQ with follow-ups counts.
+        """
+        before = retriever.search_many([previous], self.embedder.encode([previous]), self.answerer.settings.candidates)[0]
+        parent = self.answerer.answer(previous, before, threshold)
+        children = frozenset(f.passage_id for f in follow_ups.get(parent.citations[0].passage_id, ())) \
+            if parent.answered else frozenset()
+        return [prefer_children(results, children) for results in found] if children else found
 
     def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None,
                            retriever: Retriever | None = None) -> list:

@@ -11,6 +11,7 @@ stop it unless allowed) and alone by `qa check`.
 | an FAQ answer that is only a link | warning |
 | a paragraph too short or too long to be useful | warning |
 | a document that produced no passage | warning |
+| an FAQ follow-up that names no FAQ, several, or itself | warning (it is left out; qa/follow_ups.py) |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+from .follow_ups import resolve as resolve_follow_ups
 from .readers.base import Document
 from .types import Passage
 
@@ -39,7 +41,7 @@ class Problem:
     path: str
     line: int
     severity: str  # ERROR or WARNING
-    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader
+    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader, follow-up
     message: str
 
     def __str__(self) -> str:
@@ -119,5 +121,8 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
                     p.path, p.line, WARNING, "too-long",
                     f"{p.kind} of {words} words: the model reads about the first 190; split it into paragraphs",
                 ))
+    passages = [p for doc in documents for p in doc.passages]
+    for i, message in resolve_follow_ups(passages)[1]:
+        problems.append(Problem(passages[i].path, passages[i].line, WARNING, "follow-up", message))
     order = {doc.path: i for i, doc in enumerate(documents)}
     return sorted(problems, key=lambda x: (order.get(x.path, len(order)), x.line))

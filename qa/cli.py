@@ -199,6 +199,9 @@ def format_answer(answer, paths: dict[str, str] | None = None) -> str:
         page = f", page {c.page}" if c.page else ""
         lines.append(f"  — {c.source}, {c.label} ({path}{page}:{c.start}-{c.end}) · confidence {answer.confidence:.2f}")
         lines.append(f"  (qa show {c.passage_id} --span {c.start}-{c.end})")
+        if answer.follow_ups:
+            lines.append("  Ask next:")
+            lines += [f"  {n}. {f.question}  ({f.passage_id})" for n, f in enumerate(answer.follow_ups, 1)]
     elif answer.suggestions:
         lines.append("  Did you mean…?")
         for n, s in enumerate(answer.suggestions, 1):
@@ -283,7 +286,8 @@ def cmd_chat(args) -> int:
 
     bot = _bot(args).warm_up()
     paths = source_paths(bot)
-    print("Ask a question about the documents (empty line or Ctrl-D to quit; a number picks a suggestion).")
+    print("Ask a question about the documents (empty line or Ctrl-D to quit; "
+          "a number picks a suggestion or asks a follow-up).")
     history: list[str] = []
     before: list[str] = []  # the history the last question was asked with, for picking one of its suggestions
     last = None
@@ -300,6 +304,9 @@ def cmd_chat(args) -> int:
             if last is not None and picked.isdigit() and 1 <= int(picked) <= len(last.suggestions):
                 answer = bot.ask(last.question, history=before, choose=last.suggestions[int(picked) - 1].passage_id)
             else:
+                if last is not None and picked.isdigit() and 1 <= int(picked) <= len(last.follow_ups):
+                    question = last.follow_ups[int(picked) - 1].question
+                    print(terminal_safe(f"? {question}"))
                 before = history
                 answer = bot.ask(question, history=history)
                 history = remember(history, question)
@@ -318,6 +325,9 @@ def _show_cluster(n: int, cluster) -> str:
         lines.append(f"    … and {len(cluster.questions) - 10} more")
     c = cluster.candidate
     lines.append(f"    best candidate: {c.id} ({c.kind}) {c.label or c.text[:80]}" if c else "    best candidate: none")
+    if cluster.also_answered:
+        lines.append(f"    accepting also adds {len(cluster.also_answered)} question(s) it already answered well, e.g. "
+                     f"{cluster.also_answered[0]!r}")
     return terminal_safe("\n".join(lines))
 
 

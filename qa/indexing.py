@@ -16,6 +16,7 @@ import numpy as np
 from . import settings
 from .alternates import KIND as ALTERNATES_KIND, merge_alternates, parse_alternates
 from .checks import check_documents, conflicts
+from .follow_ups import resolve as resolve_follow_ups
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
 from .errors import DocumentError, IndexCorruptError, QAError, UnreadableDocumentError
@@ -259,10 +260,14 @@ def passages_of(documents: list[Document], sources: list[dict]) -> list[Passage]
 
     Never by its absolute path, which would reveal the server's folders and user names in
     citations and /ask; the manifest's sources keep the path as given, for the CLI. The
-    phrasings of an `alternates.jsonl` among the documents join their FAQs (qa/alternates.py).
+    phrasings of an `alternates.jsonl` among the documents join their FAQs (qa/alternates.py), and
+    each FAQ's follow-up references become the passage ids they name (qa/follow_ups.py).
     """
     passages = [replace(p, path=source["key"]) for source, document in zip(sources, documents) for p in document.passages]
+    targets, _ = resolve_follow_ups(passages)  # the ingest checks report what is left out
     passages = unique_ids(passages)
+    passages = [replace(p, follow_ups=tuple(passages[j].id for j in found)) if p.follow_ups else p
+                for p, found in zip(passages, targets)]
     for document in documents:
         if document.kind == ALTERNATES_KIND:
             passages = merge_alternates(passages, parse_alternates(document.path, document.text), document.path)

@@ -7,13 +7,19 @@ by the embedding model the bot already holds (greedy: each question, most asked
 first, joins the first cluster whose centroid it matches at cosine >=
 `CLUSTER_COSINE`, else opens one), most asked clusters first, each with its best
 candidate passage: the one users picked, else the one retrieval ranked first
-most often (the next one where the user marked the first one's answer unhelpful).
+most often (the next one where the user marked the first one's answer
+unhelpful). A "did you mean…?" or an abstention the user marked unhelpful
+votes for nothing: the user turned down the bot's own guesses, and a wrong
+alternate costs more than a missing one (docs/quality.md, "Learning from users").
 
 Every action writes an ordinary file of the data folder and marks the
 cluster's log rows reviewed; nothing touches the index, which the next
 `qa build` makes from those files:
 
-- `accept`: the questions become alternate phrasings of an FAQ (`alternates.jsonl`);
+- `accept`: the questions become alternate phrasings of an FAQ (`alternates.jsonl`), together with
+  the other logged questions that FAQ answered and nobody marked unhelpful (`Cluster.also_answered`):
+  they show how users ask for it, and an FAQ that gains only its failed phrasings draws the
+  questions of its neighbours too (measured in docs/quality.md);
 - `add_faq`: a new FAQ pair, the reviewer's answer, in `added-faq.csv`;
 - `dismiss`: nothing is written.
 """
@@ -51,7 +57,8 @@ class Cluster:
     `key` names the cluster between a listing and an action (its first answer id);
     `questions` are the distinct questions, most asked first; `count` how often
     they were asked; `reasons` counts why they are in the queue; `candidate` is
-    the best passage to attach them to, or None.
+    the best passage to attach them to, or None; `also_answered` are the other
+    logged questions the candidate answered well, which accepting it adds too.
     """
 
     key: str
@@ -60,11 +67,13 @@ class Cluster:
     count: int
     reasons: Counter = field(default_factory=Counter)
     candidate: Passage | None = None
+    also_answered: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         c = self.candidate
         return {
             "key": self.key, "count": self.count, "questions": self.questions, "reasons": dict(self.reasons),
+            "also_answered": self.also_answered,
             "candidate": None if c is None else {"passage_id": c.id, "kind": c.kind, "label": c.label,
                                                  "source": c.title, "text": c.text},
         }
@@ -107,6 +116,17 @@ def _normal(question: str) -> str:
     return " ".join(question.casefold().split()).rstrip("?").strip()
 
 
+def _distinct(rows: list[dict], besides: list[str]) -> list[str]:
+    """The rows' questions, each once (by `_normal`), leaving out those among `besides`."""
+    seen = {_normal(q) for q in besides}
+    out = []
+    for row in rows:
+        if _normal(row["question"]) not in seen:
+            seen.add(_normal(row["question"]))
+            out.append(row["question"])
+    return out
+
+
 class Review:
     """The review queue over one question log, writing accepted changes into one data folder.
 
@@ -123,12 +143,22 @@ class Review:
         self.data_dir = Path(data_dir)
         self.threshold = threshold
 
+    def answered_well(self) -> dict[str, list[dict]]:
+        """{passage id: the open log rows it answered that need no review (confident, not marked unhelpful)}."""
+        answer_at = self.bot.answer_settings.answer_at
+        out: dict[str, list[dict]] = {}
+        for row in self.log.rows(open_only=True):
+            if row["outcome"] == "answered" and row["passage_id"] and not reasons_of(row, answer_at):
+                out.setdefault(row["passage_id"], []).append(row)
+        return out
+
     def queue(self) -> list[Cluster]:
         """The open clusters, most asked first."""
         answer_at = self.bot.answer_settings.answer_at
         rows = [(row, reasons) for row in self.log.rows(open_only=True) if (reasons := reasons_of(row, answer_at))]
         if not rows:
             return []
+        answered_well = self.answered_well()
         by_text: dict[str, list[tuple[dict, list[str]]]] = {}
         for row, reasons in rows:
             by_text.setdefault(_normal(row["question"]), []).append((row, reasons))
@@ -142,20 +172,25 @@ class Review:
             for row, _ in members:
                 if row["chosen"] in passages:
                     votes[row["chosen"]] += CHOSEN_VOTE
-                # The first retrieved passage, unless the user said the answer it gave did not help: then the next.
+                # The first retrieved passage; where the user said an answer did not help, the next one. A
+                # thumbed-down "did you mean…?" or abstention points nowhere: the user turned down the bot's guesses.
+                if row["helpful"] == 0 and row["outcome"] != "answered":
+                    continue
                 rejected = row["passage_id"] if row["helpful"] == 0 else None
                 best = next((pid for pid in row["retrieved"].split() if pid != rejected and pid in passages), None)
                 if best is not None:
                     votes[best] += 1.0
             # An FAQ first: only an FAQ can take alternate phrasings.
             ranked = sorted(votes, key=lambda pid: (passages[pid].kind != "faq", -votes[pid]))
+            questions = [by_text[texts[i]][0][0]["question"] for i in group]
             clusters.append(Cluster(
                 key=members[0][0]["answer_id"],
-                questions=[by_text[texts[i]][0][0]["question"] for i in group],
+                questions=questions,
                 answer_ids=[row["answer_id"] for row, _ in members],
                 count=len(members),
                 reasons=Counter(r for _, reasons in members for r in reasons),
                 candidate=passages[ranked[0]] if ranked else None,
+                also_answered=_distinct(answered_well.get(ranked[0], []), questions) if ranked else [],
             ))
         clusters.sort(key=lambda c: -c.count)
         return clusters
@@ -171,8 +206,11 @@ class Review:
                 return cluster
         raise ValueError(f"no open review cluster {key!r}: it was handled already, or the log changed")
 
-    def accept(self, cluster: Cluster, faq_id: str | None = None) -> Path:
+    def accept(self, cluster: Cluster, faq_id: str | None = None, *, with_answered: bool = True) -> Path:
         """Add the cluster's questions as alternate phrasings of an FAQ (default: its candidate); returns the file.
+
+        With `with_answered`, the other open logged questions that FAQ answered with confidence and
+        nobody marked unhelpful are added too, and marked reviewed with the cluster.
 
         Raises:
             ValueError: the FAQ id names no FAQ of the index, or the cluster has no FAQ candidate.
@@ -182,9 +220,13 @@ class Review:
         if faq is None:
             raise ValueError(f"no FAQ with id {faq_id!r} in the index: alternates need an FAQ (or add a new FAQ)"
                              if faq_id else "this cluster has no FAQ candidate: name an FAQ id, or add a new FAQ")
-        path = append_alternates(self.data_dir, faq.id, cluster.questions)
-        self.log.mark_reviewed(cluster.answer_ids, "alternates")
-        log.info("review: %d question(s) added as alternates of %s in %s", len(cluster.questions), faq.id, path)
+        well = [row for row in self.answered_well().get(faq.id, []) if row["answer_id"] not in cluster.answer_ids] \
+            if with_answered else []
+        also = _distinct(well, cluster.questions)
+        path = append_alternates(self.data_dir, faq.id, cluster.questions + also)
+        self.log.mark_reviewed(cluster.answer_ids + [row["answer_id"] for row in well], "alternates")
+        log.info("review: %d question(s) (and %d it answered already) added as alternates of %s in %s",
+                 len(cluster.questions), len(also), faq.id, path)
         return path
 
     def add_faq(self, cluster: Cluster, question: str, answer: str) -> Path:

@@ -31,6 +31,10 @@ class Passage:
     source text, so their offsets are into the answer string itself). For a
     format whose bytes are not text (HTML, PDF, DOCX) the offsets point into
     the text extracted from it, and `page` is the PDF page (1-based).
+
+    `follow_ups` names the FAQs to offer after this one: as a reader returns
+    it, the references as written in the file (FAQ ids or questions); in a
+    built index, the passage ids they resolved to (qa/follow_ups.py).
     """
 
     id: str
@@ -46,6 +50,7 @@ class Passage:
     alternates: tuple[str, ...] = ()
     sentences: tuple[Span, ...] = ()
     page: int | None = None  # 1-based page of a PDF passage; None for other formats
+    follow_ups: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -57,6 +62,7 @@ class Passage:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["alternates"] = list(self.alternates)
+        data["follow_ups"] = list(self.follow_ups)
         data["sentences"] = [[s.start, s.end] for s in self.sentences]
         return data
 
@@ -76,6 +82,7 @@ class Passage:
             alternates=tuple(data.get("alternates", ())),
             sentences=tuple(Span(s, e) for s, e in data.get("sentences", ())),
             page=data.get("page"),
+            follow_ups=tuple(data.get("follow_ups", ())),  # absent from indexes built before follow-ups
         )
 
 
@@ -139,6 +146,17 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """An FAQ the answered FAQ names as a likely next question: its passage id and question."""
+
+    passage_id: str
+    question: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Answer:
     """The bot's reply to one question: one of three outcomes.
 
@@ -147,7 +165,8 @@ class Answer:
       `suggestions` lists up to three ("Did you mean…?");
     - abstained: the documents do not cover the question; `text` says so.
 
-    In every case `passages` lists the retrieved passages, best first.
+    In every case `passages` lists the retrieved passages, best first. An
+    answer from an FAQ that names follow-ups carries them in `follow_ups`.
     """
 
     question: str
@@ -158,6 +177,7 @@ class Answer:
     passages: tuple[Hit, ...] = field(default=())
     suggestions: tuple[Suggestion, ...] = ()
     answer_id: str = field(default="", compare=False)  # set by Bot.ask: names it for feedback and the question log
+    follow_ups: tuple[FollowUp, ...] = ()  # set by Bot.ask for an answered FAQ that names follow-ups
 
     @property
     def outcome(self) -> str:
@@ -177,4 +197,5 @@ class Answer:
             "suggestions": [s.to_dict() for s in self.suggestions],
             "passages": [h.to_dict() for h in self.passages],
             "answer_id": self.answer_id,
+            "follow_ups": [f.to_dict() for f in self.follow_ups],
         }

@@ -166,7 +166,9 @@ def test_answer_to_dict_is_json_ready(bot):
     import json
 
     data = json.loads(json.dumps(bot.ask("Who did Díaz-Canel meet in St. Petersburg?").to_dict()))
-    assert set(data) == {"question", "text", "answered", "outcome", "confidence", "citations", "suggestions", "passages", "answer_id"}
+    assert set(data) == {"question", "text", "answered", "outcome", "confidence", "citations", "suggestions", "passages", "answer_id",
+                         "follow_ups"}
+    assert data["follow_ups"] == []  # a paragraph names no follow-ups
     assert set(data["citations"][0]) == {"passage_id", "kind", "source", "path", "label", "quote", "start", "end", "score", "page"}
 
 

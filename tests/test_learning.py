@@ -219,6 +219,39 @@ def test_review_accepts_alternates_adds_faqs_dismisses_and_the_rebuild_answers(f
     assert reset.answered and "Forgot password" in reset.text
 
 
+def test_accept_adds_the_questions_the_faq_already_answered_well_and_marks_them(faq_data, faq_index, embedder, tmp_path):
+    bot = logged_bot(faq_index, embedder, tmp_path)
+    well = bot.ask("Where exactly is your office?")
+    assert well.answered and well.citations[0].passage_id == "faq:office" and well.confidence >= 0.9
+    disliked = bot.ask("Where is the office located?")
+    bot.feedback(disliked.answer_id, False)  # marked unhelpful: never added as an alternate of that FAQ
+    unsure = logged_bot(faq_index, embedder, tmp_path, threshold=1.0)
+    unsure.ask("On what street is the office?")  # only suggested: in the queue
+    review = Review(bot, bot.question_log, faq_data)
+    street = next(c for c in review.queue() if "On what street is the office?" in c.questions)
+    assert street.candidate.id == "faq:office"
+    assert street.also_answered == ["Where exactly is your office?"] and street.to_dict()["also_answered"] == street.also_answered
+    review.accept(street)
+    line = json.loads((faq_data / ALTERNATES_FILE).read_text(encoding="utf-8"))
+    assert line == {"id": "faq:office", "alternates": ["On what street is the office?", "Where exactly is your office?"]}
+    reviewed = {r["question"]: r["reviewed"] for r in bot.question_log.rows()}
+    assert reviewed["Where exactly is your office?"] == "alternates" and reviewed["Where is the office located?"] is None
+
+
+def test_a_rejected_did_you_mean_proposes_no_candidate(faq_data, faq_index, embedder, tmp_path):
+    unsure = logged_bot(faq_index, embedder, tmp_path, threshold=1.0)
+    answer = unsure.ask("Can I come by on the weekend?")
+    assert answer.outcome == "suggested"
+    review = Review(unsure, unsure.question_log, faq_data)
+    assert review.queue()[0].candidate is not None  # unmarked, the bot's first guess is proposed
+    unsure.feedback(answer.answer_id, False)  # "none of these": the guesses are turned down
+    cluster = review.queue()[0]
+    assert cluster.candidate is None and cluster.reasons["unhelpful"] == 1
+    with pytest.raises(ValueError, match="no FAQ candidate"):
+        review.accept(cluster)
+    assert review.accept(cluster, "faq:hours").name == ALTERNATES_FILE  # the reviewer names the FAQ
+
+
 # --- live reload -------------------------------------------------------------------------------------------
 
 def test_a_serving_bot_switches_to_a_rebuilt_index_whole(faq_data, faq_index, embedder):

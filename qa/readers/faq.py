@@ -1,4 +1,8 @@
-"""What the FAQ-file readers share: one record (question, answer, id, alternates) → one passage."""
+"""What the FAQ-file readers share: one record (question, answer, id, alternates, follow_ups) → one passage.
+
+`alternates` and `follow_ups` are lists of strings in JSON; in a CSV cell, the
+items are separated by `|` (LIST_SEPARATOR).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from ..types import Passage
 from .base import sentences_of, passage_id, trim_span
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+LIST_SEPARATOR = "|"  # between the items of a list field in one CSV cell
 
 
 def faq_passage(path: str, title: str, record: dict, line: int, position: int, seen: dict[str, int]) -> Passage:
@@ -20,7 +25,7 @@ def faq_passage(path: str, title: str, record: dict, line: int, position: int, s
     if not isinstance(record, dict):
         raise DocumentError(f"{path}:{line}: expected an object with 'question' and 'answer', got {type(record).__name__}")
     fields = {str(k).strip().lower(): v for k, v in record.items()}
-    for name in ("question", "answer", "id", "alternates"):
+    for name in ("question", "answer", "id", "alternates", "follow_ups"):
         texts = fields.get(name) if isinstance(fields.get(name), list) else [fields.get(name)]
         if any(isinstance(t, str) and _SURROGATE.search(t) for t in texts):
             # Only JSON escapes ("\ud800") can produce these; no encoder or file can hold them.
@@ -28,11 +33,8 @@ def faq_passage(path: str, title: str, record: dict, line: int, position: int, s
     missing = [f for f in ("question", "answer") if not isinstance(fields.get(f), str) or not fields[f].strip()]
     if missing:
         raise DocumentError(f"{path}:{line}: missing or empty {' and '.join(repr(m) for m in missing)}")
-    alternates = fields.get("alternates") or ()
-    if isinstance(alternates, str):
-        alternates = [a for a in alternates.split("|")]
-    if not isinstance(alternates, (list, tuple)) or not all(isinstance(a, str) for a in alternates):
-        raise DocumentError(f"{path}:{line}: 'alternates' must be a list of strings")
+    alternates = _string_list(fields, "alternates", path, line)
+    follow_ups = _string_list(fields, "follow_ups", path, line)
     answer = fields["answer"]
     start, end = trim_span(answer, 0, len(answer))
     body = answer[start:end]
@@ -50,6 +52,17 @@ def faq_passage(path: str, title: str, record: dict, line: int, position: int, s
         position=position,
         line=line,
         question=question,
-        alternates=tuple(a.strip() for a in alternates if a.strip()),
+        alternates=alternates,
         sentences=sentences_of(path, line, body, 0),
+        follow_ups=tuple(dict.fromkeys(follow_ups)),
     )
+
+
+def _string_list(fields: dict, name: str, path: str, line: int) -> tuple[str, ...]:
+    """A list field's items, stripped, empty ones dropped: a JSON list of strings, or one `|`-separated string."""
+    value = fields.get(name) or ()
+    if isinstance(value, str):
+        value = value.split(LIST_SEPARATOR)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise DocumentError(f"{path}:{line}: {name!r} must be a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
