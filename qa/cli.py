@@ -66,7 +66,19 @@ def cmd_build(args) -> int:
         f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
     )
     print(build_summary(manifest))
+    print(update_summary(manifest))
     return 0
+
+
+def update_summary(manifest: dict) -> str:
+    """'files: 1 added, 2 changed, 0 removed, 97 unchanged; updated the index (kept 1,940 of 1,952 passages)'."""
+    files = manifest.get("files") or {}
+    line = "files: " + ", ".join(f"{files.get(k, 0)} {k}" for k in ("added", "changed", "removed", "unchanged"))
+    update = manifest.get("update") or {}
+    if update.get("mode") == "incremental":
+        return line + (f"; updated the index (kept {update['kept_passages']:,} of {manifest['passage_count']:,} "
+                       f"passages; vector index {update['vector_index']})")
+    return line + "; built the index in full"
 
 
 def build_summary(manifest: dict) -> str:
