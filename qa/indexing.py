@@ -328,6 +328,7 @@ def build_index(
     allow_conflicts: bool = True,
     store: str | None = None,
     ray: str | None = None,
+    update: bool = True,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
@@ -344,6 +345,8 @@ def build_index(
             `folder`'s last part names the collection, and nothing is written to disk.
         ray: embed with Ray Data (argument → $QA_RAY_ADDRESS → not): "local" starts a Ray on this
             machine, anything else is a cluster address (see qa.ray_embedding).
+        update: update the index in `folder` when it is sound and of the same model (qa/incremental.py);
+            False reads every file and builds both indexes in full (still reusing the vectors of unchanged text).
 
     Returns:
         The new manifest.
@@ -363,7 +366,8 @@ def build_index(
     milvus = milvus_store(spec, folder) if spec.kind == "milvus" else None
     ray = settings.ray_address(ray)
     # An index of the same model in the folder is updated rather than rebuilt (qa/incremental.py).
-    previous = load_previous(folder, embedder.model_id) if milvus is None and (folder / MANIFEST).exists() else None
+    previous = (load_previous(folder, embedder.model_id)
+                if update and milvus is None and (folder / MANIFEST).exists() else None)
     documents, sources, skipped = collect_documents(
         list(paths), settings.max_doc_bytes(max_bytes), on_stage, previous.document if previous else None
     )
@@ -401,7 +405,7 @@ def build_index(
     with build_lock(folder, lock_wait) if milvus is None else nullcontext():
         if milvus is None:
             clean_leftovers(folder)
-            if previous is not None and read_manifest(folder)["build_id"] != previous.build_id:
+            if previous is not None and read_manifest(folder).get("build_id") != previous.build_id:
                 previous = load_previous(folder, embedder.model_id)  # another build committed meanwhile
             if previous is not None:
                 manifest, index, lexical, arrays = _update(
