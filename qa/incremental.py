@@ -24,8 +24,10 @@ as atomic and crash-safe as a full build.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,31 @@ log = logging.getLogger(__name__)
 # Rebuild an HNSW index when more than this share of its vectors belong to removed keys:
 # they cost memory and search time, and the graph around them has drifted from a fresh one's.
 REBUILD_SHARE = 0.2
+
+
+# What turns a file into passages, keys and BM25 terms: an index made by other code or other library
+# versions is not reused for them (its vectors still are, by text; see qa.indexing._previous_vectors).
+_READER_MODULES = ("readers", "documents.py", "discovery.py", "sentences.py", "keys.py", "lexical.py", "types.py",
+                   "alternates.py", "indexing.py")
+_READER_LIBRARIES = ("pysbd", "markdown-it-py", "docutils", "lxml", "pypdf", "python-docx", "PyStemmer", "simplemma", "bm25s")
+
+
+@lru_cache(maxsize=1)
+def reader_digest() -> str:
+    """A digest of the code and library versions that read documents and analyse their terms."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for name in _READER_MODULES:
+        for path in sorted((package / name).rglob("*.py")) if (package / name).is_dir() else [package / name]:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    for library in _READER_LIBRARIES:
+        try:
+            digest.update(f"{library}=={version(library)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{library} absent".encode())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -97,6 +124,9 @@ def load_previous(folder: Path, model: str) -> Previous | None:
     except QAError:
         return None
     data = folder / index.manifest["build_id"]
+    if index.manifest.get("readers") != reader_digest():
+        log.info("the current index was read by other code or library versions: full build")
+        return None
     if "digests.npy" not in index.manifest["checksums"]:
         log.info("the current index has no key digests (built by an older qa): full build")
         return None

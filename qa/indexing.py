@@ -18,7 +18,7 @@ from .alternates import KIND as ALTERNATES_KIND, merge_alternates, parse_alterna
 from .checks import check_documents, conflicts
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
-from .incremental import file_changes, load_previous, plan, update_hnsw
+from .incremental import file_changes, load_previous, plan, reader_digest, update_hnsw
 from .errors import DocumentError, IndexCorruptError, QAError, UnreadableDocumentError
 from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
@@ -513,6 +513,7 @@ def _corpus_manifest(paths, sources, skipped, passages, problems, errors) -> dic
         "faq_count": sum(p.kind == "faq" for p in passages),
         "paragraph_count": sum(p.kind == "paragraph" for p in passages),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "readers": reader_digest(),  # an update reuses parsed passages and terms only from the same code
     }
 
 

@@ -103,7 +103,9 @@ class StoredIndex:
             self._live = np.packbits(self._row_of_id[:-1] >= 0, bitorder="little")
             params = faiss.SearchParametersHNSW()
             params.efSearch = self.vectors.hnsw.efSearch
-            params.sel = faiss.IDSelectorBitmap(self.vectors.ntotal, faiss.swig_ptr(self._live))
+            # Both the bitmap and the selector must outlive every search: FAISS keeps raw pointers to them.
+            self._selector = faiss.IDSelectorBitmap(self.vectors.ntotal, faiss.swig_ptr(self._live))
+            params.sel = self._selector
             self._search_params = params
 
     @property

@@ -142,19 +142,31 @@ def test_an_index_changes_type_when_the_request_changes(corpora, embedder, tmp_p
     assert manifest["vector_index"] == "IndexHNSWFlat"
 
 
-def test_another_model_or_an_index_without_digests_is_built_in_full(corpora, embedder, tmp_path):
+@pytest.mark.parametrize("change", ["no digests", "other readers"])
+def test_an_index_without_digests_or_read_by_other_code_is_built_in_full(corpora, embedder, tmp_path, change):
+    from qa.store import manifest_digest
+
     _, after, built = corpora
     folder = tmp_path / "index"
     shutil.copytree(built["before", "flat"], folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    data = folder / manifest["build_id"]
-    (data / "digests.npy").unlink()
-    del manifest["checksums"]["digests.npy"]
-    from qa.store import manifest_digest
-
+    if change == "no digests":
+        (folder / manifest["build_id"] / "digests.npy").unlink()
+        del manifest["checksums"]["digests.npy"]
+    else:
+        manifest["readers"] = "0" * 64  # an index from another version of the readers or the analyser
     manifest["manifest_sha256"] = manifest_digest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     rebuilt = build_index([after], folder, embedder, vector_index="flat")
     assert rebuilt["update"] == {"mode": "full"}
     assert rebuilt["files"] == {"added": 1, "changed": 2, "removed": 1, "unchanged": 7}
     assert rebuilt["reused"] > 0  # the vectors of unchanged text are still reused
+    assert load_index(folder).passages == load_index(built["after", "flat"]).passages
+
+
+def test_another_model_is_never_updated(corpora, embedder, tmp_path):
+    from qa.incremental import load_previous
+
+    _, _, built = corpora
+    assert load_previous(built["before", "flat"], "another-model") is None
+    assert load_previous(built["before", "flat"], embedder.model_id) is not None
