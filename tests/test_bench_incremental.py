@@ -30,7 +30,7 @@ def test_tiny_incremental_bench_updates_one_file_and_answers_as_a_full_build(tmp
     assert r["same_top10"] == r["questions"] == 20
     assert 0 < r["ratio"] == pytest.approx(r["update_seconds"] / r["full_seconds"], abs=2e-4)
     text = section(r)
-    assert f"**{r['ratio']:.4f}**" in text and "bench.incremental --passages 200" in text
+    assert f"**{r['ratio']:.4f}**" in text and "bench.incremental --tiny" in text
 
 
 def test_tiny_reading_bench_reads_every_format_and_embeds(tmp_path):
