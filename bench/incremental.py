@@ -168,8 +168,8 @@ def section(r: dict) -> str:
     met = "met" if r["ratio"] <= TARGET else "**missed**"
     scale_note = ("" if r["passages"] >= 100_000 else
                   f" The issue's scale is 100,000 passages; a full build of that many embeds ~{r['keys'] / r['passages'] * 100_000:,.0f} "
-                  "keys, hours on these 2 cores, so this run used the largest corpus that fits in about 15 minutes "
-                  "(`--passages` sets it).")
+                  f"keys, hours on these 2 cores, and was not measured: this run used {r['passages']:,} passages "
+                  f"(`--passages` sets it) and took {r.get('minutes', 0):.1f} min in all.")
     return f"""{START}
 ## Incremental builds (one changed file)
 
