@@ -28,7 +28,7 @@ def test_tiny_incremental_bench_updates_one_file_and_answers_as_a_full_build(tmp
     assert r["files_changed"] == {"added": 0, "changed": 1, "removed": 0, "unchanged": r["files"] - 1}
     assert 0 < r["embedded_by_update"] < 20
     assert r["same_top10"] == r["questions"] == 20
-    assert 0 < r["ratio"] == pytest.approx(r["update_seconds"] / r["full_seconds"], abs=2e-4)
+    assert 0 < r["ratio"] == pytest.approx(r["update_seconds"] / r["full_seconds"], abs=1e-3)  # both times rounded to 0.01 s
     text = section(r)
     assert f"**{r['ratio']:.4f}**" in text and "bench.incremental --tiny" in text
 
