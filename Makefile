@@ -42,6 +42,8 @@ eval: install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.incremental
+	$(BIN)/python -m bench.reading
 
 # Milvus Lite against the folder store, --ray against one process (about 30 min on 2 cores).
 bench-scale: install

@@ -175,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     report.plot(scales_out, args.out_dir / "latency.png", SEARCH_P99_TARGET_MS)
     from bench.markdown import performance_md
 
-    from bench.scale_out import carry_over
+    from bench import incremental, reading, scale_out
 
     path = args.out_dir / "performance.md"
-    path.write_text(carry_over(path, performance_md(results, figures, args)), encoding="utf-8")
+    text = performance_md(results, figures, args)
+    for module in (scale_out, incremental, reading):  # sections other commands write: kept
+        text = module.carry_over(path, text)
+    path.write_text(text, encoding="utf-8")
     say("")
     say(report.format_table(figures))
     say(f"\n{sum(f.met is True for f in figures)} of {sum(f.met is not None for f in figures)} targets met; "

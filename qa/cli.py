@@ -58,7 +58,7 @@ def cmd_build(args) -> int:
             print(f"rebuilding: {exc}", file=sys.stderr)
     manifest = build_index(
         paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
-        max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts, ray=args.ray,
+        max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts, ray=args.ray, update=not args.full,
     )
     print(
         f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
@@ -66,7 +66,19 @@ def cmd_build(args) -> int:
         f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
     )
     print(build_summary(manifest))
+    print(update_summary(manifest))
     return 0
+
+
+def update_summary(manifest: dict) -> str:
+    """'files: 1 added, 2 changed, 0 removed, 97 unchanged; updated the index (kept 1,940 of 1,952 passages)'."""
+    files = manifest.get("files") or {}
+    line = "files: " + ", ".join(f"{files.get(k, 0)} {k}" for k in ("added", "changed", "removed", "unchanged"))
+    update = manifest.get("update") or {}
+    if update.get("mode") == "incremental":
+        return line + (f"; updated the index (kept {update['kept_passages']:,} of {manifest['passage_count']:,} "
+                       f"passages; vector index {update['vector_index']})")
+    return line + "; built the index in full"
 
 
 def build_summary(manifest: dict) -> str:
@@ -407,6 +419,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("paths", nargs="*", help="files or folders (default: $QA_DATA_DIR or ./data)")
     _common(b)
     b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
+    b.add_argument("--full", action="store_true",
+                   help="read every file and build the indexes in full instead of updating the current index "
+                        "(vectors of unchanged text are still reused)")
     b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
     b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
     b.add_argument("--allow-conflicts", action="store_true", help="build even when one FAQ question has different answers")

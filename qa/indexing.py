@@ -19,6 +19,7 @@ from .checks import check_documents, conflicts
 from .follow_ups import resolve as resolve_follow_ups
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
+from .incremental import file_changes, load_previous, plan, reader_digest, update_hnsw
 from .errors import DocumentError, IndexCorruptError, QAError, UnreadableDocumentError
 from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
@@ -119,10 +120,10 @@ def _previous_vectors(folder: Path, model: str) -> dict[bytes, np.ndarray]:
     except QAError:
         return {}
     texts = [t for p in old.passages for _, _, t in passage_keys(p)]
-    if len(texts) != old.vectors.ntotal:
+    if len(texts) != old.key_count:
         return {}
     try:
-        matrix = old.vectors.reconstruct_n(0, old.vectors.ntotal)
+        matrix = old.all_key_vectors()
     except RuntimeError:
         return {}
     return {_text_hash(t): matrix[i] for i, t in enumerate(texts)}
@@ -204,9 +205,14 @@ def _files_with_keys(paths: list[str | Path]) -> list[tuple[Path, str]]:
 
 
 def collect_documents(
-    paths: list[str | Path], max_bytes: int | None = None, on_stage: Callable[[str], None] | None = None
+    paths: list[str | Path], max_bytes: int | None = None, on_stage: Callable[[str], None] | None = None,
+    reuse: Callable[[Path, str, str], Document | None] | None = None,
 ) -> tuple[list[Document], list[dict], list[dict]]:
     """Read every supported file under `paths`; unreadable ones (binary, encrypted, damaged) are skipped.
+
+    Args:
+        reuse: given (path, key, sha256), the document as a previous build read it, or None to read
+            the file (see qa.incremental.Previous.document).
 
     Returns:
         (documents, sources, skipped): the documents read; one record per document (path, key,
@@ -219,18 +225,23 @@ def collect_documents(
     documents: list[Document] = []
     sources: list[dict] = []
     skipped: list[dict] = []
+    limit = settings.max_doc_bytes(max_bytes) if reuse else 0
     for path, key in _files_with_keys(paths):
-        try:
-            document = load_document(path, max_bytes)
-        except UnreadableDocumentError as exc:
-            log.warning("%s", exc)
-            line, reason = _reason(exc, path)
-            skipped.append({"path": str(path), "key": key, "sha256": sha256_file(path), "line": line, "reason": reason})
-            continue
+        sha = sha256_file(path)
+        document = reuse(path, key, sha) if reuse and path.stat().st_size <= limit else None
+        if document is None:
+            try:
+                document = load_document(path, max_bytes)
+            except UnreadableDocumentError as exc:
+                log.warning("%s", exc)
+                line, reason = _reason(exc, path)
+                skipped.append({"path": str(path), "key": key, "sha256": sha, "line": line, "reason": reason})
+                continue
         documents.append(document)
         sources.append({
-            "path": str(path), "key": key, "sha256": sha256_file(path),
+            "path": str(path), "key": key, "sha256": sha,
             "title": document.title, "kind": document.kind, "passages": len(document.passages),
+            "reader_warnings": [[line, message] for line, message in document.warnings],
         })
         if len(sources) == 1 and on_stage:
             on_stage("parse")
@@ -322,6 +333,7 @@ def build_index(
     allow_conflicts: bool = True,
     store: str | None = None,
     ray: str | None = None,
+    update: bool = True,
 ) -> dict:
     """Build the index of the documents under `paths` into `folder`, replacing its index atomically.
 
@@ -338,6 +350,8 @@ def build_index(
             `folder`'s last part names the collection, and nothing is written to disk.
         ray: embed with Ray Data (argument → $QA_RAY_ADDRESS → not): "local" starts a Ray on this
             machine, anything else is a cluster address (see qa.ray_embedding).
+        update: update the index in `folder` when it is sound and of the same model (qa/incremental.py);
+            False reads every file and builds both indexes in full (still reusing the vectors of unchanged text).
 
     Returns:
         The new manifest.
@@ -356,8 +370,14 @@ def build_index(
     spec = parse_store(store)
     milvus = milvus_store(spec, folder) if spec.kind == "milvus" else None
     ray = settings.ray_address(ray)
-    documents, sources, skipped = collect_documents(list(paths), settings.max_doc_bytes(max_bytes), on_stage)
+    # An index of the same model in the folder is updated rather than rebuilt (qa/incremental.py).
+    previous = (load_previous(folder, embedder.model_id)
+                if update and milvus is None and (folder / MANIFEST).exists() else None)
+    documents, sources, skipped = collect_documents(
+        list(paths), settings.max_doc_bytes(max_bytes), on_stage, previous.document if previous else None
+    )
     passages = unique_ids(passages_of(documents, sources))
+    _mark_renamed(documents, sources, passages)
     if not passages:
         raise DocumentError(f"the documents in {', '.join(map(str, paths))} hold no text to index")
     log.info("parsed %d files into %d passages (%d skipped)", len(sources), len(passages), len(skipped))
@@ -385,10 +405,23 @@ def build_index(
             key_rows.append((row, field, sentence))
             key_texts.append(text)
     keys = np.asarray(key_rows, dtype=np.int32).reshape(-1, 3)
+    old_sources = previous.index.manifest["sources"] if previous else _old_sources(folder, milvus)
 
     with build_lock(folder, lock_wait) if milvus is None else nullcontext():
         if milvus is None:
             clean_leftovers(folder)
+            if previous is not None and read_manifest(folder).get("build_id") != previous.build_id:
+                previous = load_previous(folder, embedder.model_id)  # another build committed meanwhile
+            if previous is not None:
+                manifest, index, lexical, arrays = _update(
+                    previous, embedder, passages, keys, key_texts, vector_index, batch_size, progress, ray, on_stage
+                )
+                manifest.update(_corpus_manifest(paths, sources, skipped, passages, problems, errors))
+                manifest["files"] = file_changes(old_sources, sources)
+                manifest["build_seconds"] = round(time.perf_counter() - started, 3)
+                write_build(folder, manifest, passages, keys, index, lexical, on_stage, arrays)
+                clean_leftovers(folder)
+                return read_manifest(folder)
             previous = _previous_vectors(folder, embedder.model_id) if (folder / MANIFEST).exists() else {}
         else:
             previous = _previous_milvus_vectors(milvus, embedder.model_id)
@@ -435,27 +468,118 @@ def build_index(
             "vector_index_params": describe_vector_index(index, vector_index) if milvus is None else {},
             "embedding_backend": embedder.active_backend or ("ray" if ray else None),
             "embedded_with": "ray" if ray else "local",
-            # Skipped files count: fixing one makes the index stale.
-            "fingerprint": fingerprint(sources + skipped),
-            "inputs": [str(p) for p in paths],
-            "input_paths": [str(Path(p).resolve()) for p in paths],
-            "sources": sources,
-            "skipped": skipped,
-            "problems": {"errors": len(errors), "warnings": len(problems) - len(errors)},
-            "passage_count": len(passages),
-            "faq_count": sum(p.kind == "faq" for p in passages),
-            "paragraph_count": sum(p.kind == "paragraph" for p in passages),
+            **_corpus_manifest(paths, sources, skipped, passages, problems, errors),
             "key_count": int(len(keys)),
             "embedded": len(todo),  # distinct texts embedded by this build
             "reused": reused,  # keys whose vector came from the previous index
             "deduplicated": len(key_texts) - reused - len(todo),  # keys sharing a model input embedded once
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "update": {"mode": "full"},
+            "files": file_changes(old_sources, sources),
             "build_seconds": None,
         }
         if milvus is not None:
             manifest["build_seconds"] = round(time.perf_counter() - started, 3)
             return milvus.write(manifest, passages, keys, vectors, on_stage)
         manifest["build_seconds"] = round(time.perf_counter() - started, 3)
-        write_build(folder, manifest, passages, keys, index, lexical, on_stage)
+        digests = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 16)
+        write_build(folder, manifest, passages, keys, index, lexical, on_stage, {"digests": digests})
         clean_leftovers(folder)
     return read_manifest(folder)
+
+
+def _mark_renamed(documents: list[Document], sources: list[dict], passages: list[Passage]) -> None:
+    """Mark the sources whose passage ids `unique_ids` changed: an update must read them again."""
+    row = 0
+    for source, document in zip(sources, documents):
+        count = len(document.passages)
+        source["renamed"] = any(p.id != q.id for p, q in zip(document.passages, passages[row : row + count]))
+        row += count
+
+
+def _old_sources(folder: Path, milvus) -> list[dict]:
+    """The sources of the index being replaced, for the build's added/changed/removed count ([] without one)."""
+    try:
+        return (milvus.read_manifest() if milvus is not None else read_manifest(folder)).get("sources", [])
+    except QAError:
+        return []
+
+
+def _corpus_manifest(paths, sources, skipped, passages, problems, errors) -> dict:
+    """The manifest's record of the corpus a build indexed."""
+    return {
+        # Skipped files count: fixing one makes the index stale.
+        "fingerprint": fingerprint(sources + skipped),
+        "inputs": [str(p) for p in paths],
+        "input_paths": [str(Path(p).resolve()) for p in paths],
+        "sources": sources,
+        "skipped": skipped,
+        "problems": {"errors": len(errors), "warnings": len(problems) - len(errors)},
+        "passage_count": len(passages),
+        "faq_count": sum(p.kind == "faq" for p in passages),
+        "paragraph_count": sum(p.kind == "paragraph" for p in passages),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "readers": reader_digest(),  # an update reuses parsed passages and terms only from the same code
+    }
+
+
+def _update(previous, embedder, passages, keys, key_texts, vector_index, batch_size, progress, ray, on_stage):
+    """The vector and lexical indexes of the new corpus, from the previous index and new texts only.
+
+    Returns:
+        (the manifest's model, index and embedding fields, vector index, lexical index,
+        arrays to write beside them).
+    """
+    old = previous.index
+    matched = plan(previous, passages, keys[:, 0], key_texts, embedder)
+    todo_keys = np.flatnonzero(matched.old_key < 0)
+    first: dict[bytes, int] = {}
+    for i in todo_keys:
+        first.setdefault(matched.digests[i], int(i))
+    todo = sorted(first.values(), key=lambda i: len(key_texts[i]))
+    if on_stage:
+        on_stage("embed")
+    try:
+        fresh = embed_texts(embedder, [key_texts[i] for i in todo], batch_size, progress, ray)
+    except EmbeddingError as exc:
+        raise EmbeddingError(f"{exc}. The index is unchanged") from None
+    by_digest = {matched.digests[i]: fresh[j] for j, i in enumerate(todo)}
+    fresh_keys = np.empty((todo_keys.size, old.dimension), dtype=np.float32)
+    for j, i in enumerate(todo_keys):
+        fresh_keys[j] = by_digest[matched.digests[i]]
+
+    kind = choose_vector_index(len(keys)) if vector_index == "auto" else vector_index
+    old_kind = "hnsw" if getattr(old.vectors, "hnsw", None) is not None else "flat"
+    same_params = old.manifest.get("vector_index_params", {}).get("requested") == vector_index
+    updated = update_hnsw(previous, matched.old_key, fresh_keys) if kind == old_kind == "hnsw" and same_params else None
+    arrays = {"digests": np.frombuffer(b"".join(matched.digests), dtype=np.uint8).reshape(-1, 16)}
+    if updated is not None:
+        index, arrays["slots"] = updated
+        how = "updated"
+    else:
+        vectors = np.empty((len(keys), old.dimension), dtype=np.float32)
+        reused_rows = np.flatnonzero(matched.old_key >= 0)
+        if reused_rows.size:
+            vectors[reused_rows] = old.key_vectors(matched.old_key[reused_rows])
+        vectors[todo_keys] = fresh_keys
+        index = make_vector_index(vectors, vector_index)
+        how = "rebuilt" if kind == "hnsw" else "copied"
+    reused = int(len(keys) - todo_keys.size)
+    log.info("update: kept %d of %d passages, embedded %d distinct texts, reused %d key vectors; %s the %s index",
+             matched.kept, len(passages), len(todo), reused, how, kind)
+    fields = {
+        "model": embedder.model_id,
+        "dimension": int(old.dimension),
+        "vector_index": type(index).__name__,
+        "vector_index_params": describe_vector_index(index, vector_index),
+        "embedding_backend": embedder.active_backend or ("ray" if ray else None),
+        "embedded_with": "ray" if ray else "local",
+        "key_count": int(len(keys)),
+        "embedded": len(todo),
+        "reused": reused,
+        "deduplicated": int(todo_keys.size - len(todo)),
+        "update": {
+            "mode": "incremental", "vector_index": how, "kept_passages": matched.kept,
+            "removed_vectors": int(index.ntotal - len(keys)),
+        },
+    }
+    return fields, index, LexicalIndex.fit_tokens(matched.tokens), arrays

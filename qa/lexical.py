@@ -99,21 +99,61 @@ def _bm25s():
     return bm25s
 
 
-class LexicalIndex:
-    """A BM25 index over passages (one token list a passage), saved in bm25s' own format."""
+# Beside bm25s' files in a build's bm25/ folder: every passage's analysed terms, as ids into
+# bm25s' vocabulary (TERMS) and where each passage's run of them starts (TERM_OFFSETS, n + 1).
+TERMS = "terms.npy"
+TERM_OFFSETS = "term_offsets.npy"
 
-    def __init__(self, bm25):
+
+class LexicalIndex:
+    """A BM25 index over passages (one token list a passage), saved in bm25s' own format.
+
+    It also saves each passage's analysed terms, so that an update of the corpus
+    (qa/incremental.py) analyses only new passages and gives bm25s the same token
+    lists a full build would: BM25's IDF and length norm depend on the whole
+    corpus, so every score is recomputed, but from stored terms, not from text.
+    """
+
+    def __init__(self, bm25, tokens: list[list[str]] | None = None):
         self._bm25 = bm25
+        self._tokens = tokens
 
     @classmethod
     def fit(cls, texts: list[str]) -> "LexicalIndex":
+        return cls.fit_tokens([analyze(t) for t in texts])
+
+    @classmethod
+    def fit_tokens(cls, tokens: list[list[str]]) -> "LexicalIndex":
+        """The index of passages already analysed (`analyze`), one token list a passage."""
         bm25 = _bm25s().BM25()
-        corpus = [analyze(t) for t in texts]
-        bm25.index(corpus, show_progress=False)
-        return cls(bm25)
+        bm25.index(tokens, show_progress=False)
+        return cls(bm25, tokens)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder), show_progress=False)
+        if self._tokens is not None:
+            vocab = self._bm25.vocab_dict
+            ids = np.fromiter((vocab[t] for doc in self._tokens for t in doc), dtype=np.int32)
+            offsets = np.zeros(len(self._tokens) + 1, dtype=np.int64)
+            np.cumsum([len(doc) for doc in self._tokens], out=offsets[1:])
+            np.save(Path(folder) / TERMS, ids, allow_pickle=False)
+            np.save(Path(folder) / TERM_OFFSETS, offsets, allow_pickle=False)
+
+    def tokens(self, folder: Path) -> list[list[str]] | None:
+        """Every passage's analysed terms, as saved in `folder` with this index; None for an index saved without them."""
+        if self._tokens is not None:
+            return self._tokens
+        if not (Path(folder) / TERMS).exists():
+            return None
+        ids = np.load(Path(folder) / TERMS, allow_pickle=False)
+        offsets = np.load(Path(folder) / TERM_OFFSETS, allow_pickle=False)
+        if len(offsets) != self.size + 1 or int(offsets[-1]) != len(ids):
+            return None
+        words = np.empty(len(self._bm25.vocab_dict), dtype=object)
+        for term, i in self._bm25.vocab_dict.items():
+            words[i] = term
+        flat = words[ids].tolist()
+        return [flat[int(a) : int(b)] for a, b in zip(offsets[:-1], offsets[1:])]
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":

@@ -5,8 +5,10 @@ Layout of an index folder::
     manifest.json            the commit point: format, model, fingerprint, counts, checksums, build id
     <build-id>/passages.jsonl
     <build-id>/keys.npy      int32 rows (passage, field, sentence) — what each vector embeds
+    <build-id>/digests.npy   uint8 (n_keys, 16): each key's model-input digest, for updates (qa/incremental.py)
     <build-id>/vectors.faiss
-    <build-id>/bm25/         bm25s' own save format
+    <build-id>/slots.npy     int64, only after an update of an HNSW index: key row → FAISS id
+    <build-id>/bm25/         bm25s' own save format, and every passage's analysed terms
     .lock                    held by a build
 
 The manifest carries a SHA-256 of every build file and of its own content, so
@@ -85,8 +87,26 @@ class StoredIndex:
     manifest: dict
     passages: list[Passage]
     keys: np.ndarray  # (n_keys, 3) int32: passage row, field, sentence index
-    vectors: object  # a faiss.Index over the key embeddings, rows aligned with `keys`
+    vectors: object  # a faiss.Index over the key embeddings, rows aligned with `keys` unless `slots` says otherwise
     lexical: LexicalIndex
+    # After an in-place update of an HNSW index (qa/incremental.py): the FAISS id of each key row.
+    # Ids that no key row names are removed vectors, which searches skip. None: id = key row.
+    slots: np.ndarray | None = None
+
+    def __post_init__(self):
+        self._search_params = None
+        if self.slots is not None:
+            import faiss
+
+            self._row_of_id = np.full(self.vectors.ntotal + 1, -1, dtype=np.int64)  # the last entry maps FAISS' -1
+            self._row_of_id[self.slots] = np.arange(len(self.slots))
+            self._live = np.packbits(self._row_of_id[:-1] >= 0, bitorder="little")
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = self.vectors.hnsw.efSearch
+            # Both the bitmap and the selector must outlive every search: FAISS keeps raw pointers to them.
+            self._selector = faiss.IDSelectorBitmap(self.vectors.ntotal, faiss.swig_ptr(self._live))
+            params.sel = self._selector
+            self._search_params = params
 
     @property
     def model(self) -> str:
@@ -95,7 +115,7 @@ class StoredIndex:
     @property
     def key_count(self) -> int:
         """How many key vectors the index holds."""
-        return int(self.vectors.ntotal)
+        return len(self.keys)
 
     def nearest_keys(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Rows of the `k` keys nearest each query vector (inner product), best first; -1 pads.
@@ -106,12 +126,21 @@ class StoredIndex:
         Returns:
             int64 (n, k).
         """
-        _, ids = self.vectors.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return ids
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.slots is None:
+            return self.vectors.search(queries, k)[1]
+        _, ids = self.vectors.search(queries, k, params=self._search_params)
+        return self._row_of_id[ids]
 
     def key_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of the given key rows, float32 (len(rows), dimension), in the order asked."""
-        return self.vectors.reconstruct_batch(rows)
+        return self.vectors.reconstruct_batch(rows if self.slots is None else self.slots[rows])
+
+    def all_key_vectors(self) -> np.ndarray:
+        """Every key's vector, float32 (key_count, dimension), in key row order."""
+        if self.slots is None:
+            return self.vectors.reconstruct_n(0, self.vectors.ntotal)
+        return self.vectors.reconstruct_batch(self.slots)
 
     @property
     def dimension(self) -> int:
@@ -158,11 +187,13 @@ def write_build(
     vector_index,
     lexical: LexicalIndex,
     on_stage: Callable[[str], None] | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write one build's files beside the current index, then commit it by replacing the manifest.
 
     The caller holds the build lock. `on_stage` is told "write", "commit",
-    "manifest" and "cleanup" as each begins. Returns the new build's folder.
+    "manifest" and "cleanup" as each begins. `arrays` are more files of the build,
+    saved as NAME.npy (digests, slots). Returns the new build's folder.
     """
     stage = on_stage or (lambda name: None)
     import faiss
@@ -177,6 +208,8 @@ def write_build(
     np.save(staging / "keys.npy", keys.astype(np.int32), allow_pickle=False)
     faiss.write_index(vector_index, str(staging / "vectors.faiss"))
     lexical.save(staging / "bm25")
+    for name, array in (arrays or {}).items():
+        np.save(staging / f"{name}.npy", array, allow_pickle=False)
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     checksums = {str(p.relative_to(staging)): sha256_file(p) for p in files}
     for path in files:
@@ -310,15 +343,20 @@ def _load_build(folder: Path, manifest: dict, model: str | None, verify: bool) -
         vectors = faiss.read_index(str(current))
         current = data / "bm25"
         lexical = LexicalIndex.load(current)
+        slots = None
+        if "slots.npy" in manifest["checksums"]:
+            current = data / "slots.npy"
+            slots = np.load(current, allow_pickle=False)
     except Exception as exc:  # any parse failure of a checksummed file means the index is unusable
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         raise IndexCorruptError(f"{current} cannot be read ({reason}); rebuild the index with `qa build`") from None
     if (
         len(passages) != manifest["passage_count"]
         or keys.ndim != 2
-        or keys.shape[0] != vectors.ntotal
+        or keys.shape[0] != (vectors.ntotal if slots is None else len(slots))
+        or (slots is not None and len(slots) and not 0 <= int(slots.min()) <= int(slots.max()) < vectors.ntotal)
         or vectors.d != manifest["dimension"]
         or lexical.size != len(passages)
     ):
         raise IndexCorruptError(f"{data}: files disagree with the manifest; rebuild the index with `qa build`")
-    return StoredIndex(folder, manifest, passages, keys, vectors, lexical)
+    return StoredIndex(folder, manifest, passages, keys, vectors, lexical, slots)

@@ -78,6 +78,7 @@ def test_build_then_info_then_if_stale(tmp_path, corpus):
     assert json.loads(qa("info", "--index", str(index), "--json").stdout)["fresh"] is False
     rebuilt = qa("build", str(corpus), "--index", str(index), "--if-stale", "-q")
     assert "indexed 20 passages" in rebuilt.stdout
+    assert "files: 1 added, 0 changed, 0 removed, 1 unchanged; updated the index (kept 19 of 20 passages" in rebuilt.stdout
 
 
 def test_build_of_a_malformed_file_names_it_and_keeps_nothing_half_done(tmp_path):

@@ -7,6 +7,7 @@ Each build here is a real `python -m qa.cli build` subprocess. `QA_TEST_PAUSE_AT
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +74,39 @@ def test_a_build_killed_mid_way_leaves_the_previous_index_answering_the_same(sta
     answers = snapshot(Bot(folder, embedder=embedder))
     assert answers != sequential
     assert answers[QUESTIONS.index(EXTRA_FAQ[0]["question"])]["text"] == EXTRA_FAQ[0]["answer"]
+
+
+@pytest.mark.parametrize("stage", ["embed", "write", "manifest", "cleanup"])
+def test_an_update_of_an_hnsw_index_killed_mid_way_leaves_one_whole_index(stage, tmp_path, embedder):
+    """An update (qa/incremental.py) adds vectors to the loaded HNSW graph; a kill at any stage loses nothing."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(ARTICLE, corpus / ARTICLE.name)
+    (corpus / "support.json").write_text(json.dumps(EXTRA_FAQ[:1]), encoding="utf-8")
+    folder = tmp_path / "index"
+    build_index([corpus], folder, embedder, vector_index="hnsw")
+    before, answers_before = folder_state(folder), snapshot(Bot(folder, embedder=embedder))
+    (corpus / "support.json").write_text(json.dumps(EXTRA_FAQ), encoding="utf-8")
+
+    build = Build(corpus, "--index", folder, "--vector-index", "hnsw", env=qa_env(QA_TEST_PAUSE_AT=stage))
+    build.wait_for(f"paused at {stage}")
+    assert build.kill() == -signal.SIGKILL
+
+    killed = snapshot(Bot(folder, embedder=embedder))
+    if stage == "cleanup":  # committed: the update answers, and the old build is still there to clean
+        assert killed != answers_before
+        assert killed[QUESTIONS.index(EXTRA_FAQ[1]["question"])]["text"] == EXTRA_FAQ[1]["answer"]
+    else:
+        assert {k: folder_state(folder).get(k) for k in before} == before
+        assert killed == answers_before
+    manifest = build_index([corpus], folder, embedder, vector_index="hnsw")
+    assert manifest["update"]["mode"] == "incremental"
+    assert _top_level(folder) == {MANIFEST, ".lock", manifest["build_id"]}
+    full = tmp_path / "full"
+    build_index([corpus], full, embedder, vector_index="hnsw")
+    assert [a["citations"] for a in snapshot(Bot(folder, embedder=embedder))] == [
+        a["citations"] for a in snapshot(Bot(full, embedder=embedder))
+    ]
 
 
 @pytest.mark.slow
