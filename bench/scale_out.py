@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         write_section(args.out_dir / "performance.md", section(json.loads(args.results.read_text(encoding="utf-8"))))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("bm25s", "sentence_transformers", "transformers", "ray", "pymilvus", "grpc._server"):
+    for noisy in ("bm25s", "sentence_transformers", "transformers", "ray", "pymilvus", "grpc._server", "qa.indexing"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     import pymilvus
     import ray as ray_module
