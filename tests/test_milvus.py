@@ -56,6 +56,38 @@ def test_milvus_holds_the_same_passages_keys_and_vectors(bot, milvus_bot):
     assert np.array_equal(milvus.nearest_keys(queries, 10), folder.nearest_keys(queries, 10))
 
 
+def test_key_vectors_are_fetched_once_then_served_from_the_cache(bot, milvus_db, monkeypatch):
+    folder, milvus = bot.index, open_index(milvus_db, "article")  # a fresh load: an empty cache
+    fetched: list[int] = []
+    real_get = milvus.client.get
+    monkeypatch.setattr(milvus.client, "get", lambda *a, **kw: fetched.append(len(kw["ids"])) or real_get(*a, **kw))
+    rows = np.arange(len(folder.keys))[::-1]
+    assert np.array_equal(milvus.key_vectors(rows), folder.key_vectors(rows))
+    assert fetched == [len(rows)]
+    again = rows[::3]
+    assert np.array_equal(milvus.key_vectors(again), folder.key_vectors(again))
+    assert fetched == [len(rows)]  # every vector from the cache, none from Milvus
+
+
+def test_a_dense_search_caches_the_vectors_of_its_hits_exactly(bot, milvus_db):
+    folder, milvus = bot.index, open_index(milvus_db, "article")
+    hits = milvus.nearest_keys(bot.embedder.encode(BUNDLED[:1]), 10)[0]
+    cached, missing = milvus.cache.take([int(h) for h in hits])
+    assert not missing
+    assert np.array_equal(np.stack([cached[int(h)] for h in hits]), folder.key_vectors(hits))
+
+
+def test_the_cache_keeps_at_most_its_capacity_and_answers_alike(bot, milvus_db):
+    from qa.milvus_store import KeyVectorCache
+
+    folder, milvus = bot.index, open_index(milvus_db, "article")
+    milvus.cache = KeyVectorCache(capacity=5)
+    rows = np.arange(len(folder.keys))
+    for part in (rows, rows[:9], rows[-9:]):
+        assert np.array_equal(milvus.key_vectors(part), folder.key_vectors(part))
+        assert len(milvus.cache) == 5
+
+
 def test_milvus_bm25_is_bm25s_on_the_passages_it_returns(bot, milvus_bot):
     for question in BUNDLED:
         mine, theirs = milvus_bot.index.lexical.scores(question), bot.index.lexical.scores(question)
