@@ -239,3 +239,43 @@ def test_a_process_keeps_answering_from_its_build_after_one_rebuild_and_says_so_
     with pytest.raises(Gone, match=r"is gone: the index was rebuilt twice since; restart"):
         serving.ask(QUESTIONS[0])
     assert without_id(Bot("kb", store=store, embedder=embedder).ask(QUESTIONS[0]).to_dict()) == answer
+
+
+@pytest.fixture
+def milvus_server(tmp_path):
+    """A `milvus-lite server` in its own process (the way several processes share one Milvus Lite); its URI."""
+    import os
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "milvus-lite"), "server",
+                               "--data-dir", str(tmp_path / "milvus"), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "milvus-lite server did not start"
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_milvus_server_by_uri_answers_a_second_process_as_the_folder_store_does(milvus_server, bot, embedder, tmp_path):
+    build_index([ARTICLE], "kb", embedder, store=milvus_server)  # this process builds ...
+    question = BUNDLED[0]
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", question, "--store", milvus_server, "--index", "kb", "--json"],
+                          cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # ... and another asks, while the server holds the data
+    assert without_id(json.loads(done.stdout)) == without_id(bot.ask(question).to_dict())
+    served = Bot("kb", store=milvus_server, embedder=embedder).warm_up()
+    assert snapshot(served, BUNDLED) == snapshot(bot, BUNDLED)
