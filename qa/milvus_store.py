@@ -22,10 +22,12 @@ as the folder store does; the vectors stay in Milvus.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -57,6 +59,9 @@ HNSW = {"M": 32, "efConstruction": 40}
 HNSW_EF_SEARCH = 400
 # bm25s' defaults (method "lucene"): Milvus' BM25 then ranks as bm25s does, up to a constant factor.
 BM25_K1, BM25_B = 1.5, 0.75
+# Key vectors a loaded build keeps after fetching them (about 75 MiB at 384 dimensions): the
+# candidates of many questions overlap, and each `get` from Milvus Lite costs ~50 µs a vector.
+KEY_VECTOR_CACHE = 50_000
 
 
 def _milvus():
@@ -357,13 +362,54 @@ def _answering(collection: str) -> Iterator[None]:
         raise QAError(f"Milvus failed while answering from {collection}: {reason}") from None
 
 
+class KeyVectorCache:
+    """Key vectors already fetched from one build, by key row: at most `capacity`, the oldest dropped first.
+
+    A build's collections are never changed after its commit (a rebuild writes new ones), so
+    a vector cached for a build never goes stale. Safe to share between threads.
+    """
+
+    def __init__(self, capacity: int = KEY_VECTOR_CACHE):
+        self.capacity = capacity
+        self._vectors: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def take(self, rows: list[int]) -> tuple[dict[int, np.ndarray], list[int]]:
+        """The cached vectors among `rows`, and the rows not cached."""
+        with self._lock:
+            found = {r: v for r in rows if (v := self._vectors.get(r)) is not None}
+            self.hits += len(found)
+            self.misses += len(rows) - len(found)
+        return found, [r for r in rows if r not in found]
+
+    def put(self, vectors: dict[int, np.ndarray]) -> None:
+        if not self.capacity:
+            return
+        with self._lock:
+            self._vectors.update(vectors)
+            excess = len(self._vectors) - self.capacity
+            if excess > 0:
+                for row in list(itertools.islice(self._vectors, excess)):
+                    del self._vectors[row]
+
+
 @dataclass
 class MilvusIndex(StoredIndex):
-    """A Milvus build, loaded: passages and key rows in memory, vectors and candidate search in Milvus."""
+    """A Milvus build, loaded: passages and key rows in memory, vectors and candidate search in Milvus.
+
+    The vectors of the keys a question's search finds, and of the candidates' keys fetched
+    for rescoring, are kept in `cache` (see KEY_VECTOR_CACHE): the next question whose
+    candidates share them fetches only the others.
+    """
 
     client: object = None
     collection: str = ""
     search_params: dict = field(default_factory=dict)
+    cache: KeyVectorCache = field(default_factory=KeyVectorCache)
 
     @property
     def key_count(self) -> int:
@@ -374,26 +420,37 @@ class MilvusIndex(StoredIndex):
         return int(self.manifest["dimension"])
 
     def nearest_keys(self, queries: np.ndarray, k: int) -> np.ndarray:
-        """Rows of the `k` keys nearest each query vector, best first; -1 pads (see StoredIndex)."""
+        """Rows of the `k` keys nearest each query vector, best first; -1 pads (see StoredIndex).
+
+        The hits' vectors come back with them (Milvus reads each hit's row anyway) and go to the cache.
+        """
         data = [q.astype(np.float32).tolist() for q in np.atleast_2d(queries)]
         with _answering(self.collection):
             found = self.client.search(self.collection, data=data, anns_field="vector", limit=int(k),
-                                       search_params=self.search_params, output_fields=["id"])
+                                       search_params=self.search_params, output_fields=["vector"])
         out = np.full((len(data), int(k)), -1, dtype=np.int64)
         for i, hits in enumerate(found):
             ids = [int(h["id"]) for h in hits][: int(k)]
             out[i, : len(ids)] = ids
+            self.cache.put({int(h["id"]): np.asarray(h["entity"]["vector"], dtype=np.float32) for h in hits})
         return out
 
     def key_vectors(self, rows: np.ndarray) -> np.ndarray:
-        """The stored vectors of the given key rows, in the order asked (see StoredIndex)."""
-        wanted = [int(r) for r in np.unique(rows)]
-        with _answering(self.collection):
-            got = self.client.get(self.collection, ids=wanted, output_fields=["vector"])
-        by_id = {int(r["id"]): r["vector"] for r in got}
-        if len(by_id) != len(wanted):
-            raise IndexCorruptError(f"{self.collection}: {len(wanted) - len(by_id)} key vectors are missing; rebuild the index")
-        return np.asarray([by_id[int(r)] for r in rows], dtype=np.float32).reshape(len(rows), self.dimension)
+        """The stored vectors of the given key rows, in the order asked (see StoredIndex): from the cache, the rest in one `get`."""
+        by_id, wanted = self.cache.take([int(r) for r in np.unique(rows)])
+        if wanted:
+            with _answering(self.collection):
+                got = self.client.get(self.collection, ids=wanted, output_fields=["vector"])
+            fetched = {int(r["id"]): np.asarray(r["vector"], dtype=np.float32) for r in got}
+            if len(fetched) != len(wanted):
+                raise IndexCorruptError(
+                    f"{self.collection}: {len(wanted) - len(fetched)} key vectors are missing; rebuild the index")
+            self.cache.put(fetched)
+            by_id.update(fetched)
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        for i, r in enumerate(rows):
+            out[i] = by_id[int(r)]
+        return out
 
 
 class MilvusLexical:

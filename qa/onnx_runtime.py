@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import threading
@@ -193,9 +192,11 @@ class OnnxEncoder:
 
     def _encode_many(self, texts: list[str], out: np.ndarray, batch_size: int, progress: bool) -> None:
         n = len(texts)
-        # Sort by length so that a batch pads little, and make at least one batch per worker.
+        # Sort by length so that a batch pads little. The batches do not depend on `workers`: a vector's
+        # last bits depend on its batch, so any thread count (a Ray actor's one, a bigger machine's
+        # several) gives the same vectors.
         order = sorted(range(n), key=lambda i: len(texts[i]))
-        size = max(1, min(batch_size, self.max_batch, math.ceil(n / self.workers)))
+        size = max(1, min(batch_size, self.max_batch))
         batches = [order[i : i + size] for i in range(0, n, size)]
         bar = None
         if progress:

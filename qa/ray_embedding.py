@@ -7,12 +7,18 @@ Every chunk is embedded by the same `Embedder.encode` call a local build makes, 
 vectors are identical to a local build's (batch composition changes a vector's last
 bits; thread counts do not). Without an address, a Ray is started here for the build
 (`ray.init(num_cpus=<cores>)`) and stopped after it. Nothing imports Ray unless asked.
+
+Each actor takes one CPU and runs its model with one thread, so that actors x threads
+is the number of cores Ray offers: with the driver's thread count (every core) in each
+actor, two actors on 2 cores ran four busy threads.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -66,7 +72,10 @@ def encode_chunks(embedder: Embedder, chunks: list[list[str]], address: str, bat
         address: "local" (start a Ray here) or a Ray cluster address.
         workers: actors, one model each (default: one per CPU Ray offers).
     """
+    began = time.perf_counter()
     ray, started = start(address)
+    if started:
+        log.info("Ray ready in %.1f s", time.perf_counter() - began)
     try:
         from ray.data import ActorPoolStrategy, DataContext
 
@@ -75,18 +84,18 @@ def encode_chunks(embedder: Embedder, chunks: list[list[str]], address: str, bat
 
         size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         size = min(size, len(chunks)) or 1
-        # The driver's settings unchanged: the ONNX encoder sizes its batches by its thread count,
-        # and a batch's make-up changes a vector's last bits.
-        config = embedder.settings
+        # One thread per actor (its one CPU); the vectors do not depend on it (see OnnxEncoder._encode_many).
+        config = replace(embedder.settings, threads=1)
         ds = ray.data.from_items([{"chunk": i, "texts": list(c)} for i, c in enumerate(chunks)],
                                  override_num_blocks=len(chunks))
         out = ds.map_batches(RayEncoder, fn_constructor_kwargs={"config": config, "batch_size": batch_size},
                              batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=size), num_cpus=1)
         dimension = embedder.dimension
         found: dict[int, np.ndarray] = {}
+        began = time.perf_counter()
         for row in out.iter_rows():
             found[int(row["chunk"])] = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dimension)
-        log.info("embedded %d chunks on Ray with %d actors", len(chunks), size)
+        log.info("embedded %d chunks on Ray with %d actors in %.1f s", len(chunks), size, time.perf_counter() - began)
         return [found[i] for i in range(len(chunks))]
     finally:
         if started:

@@ -39,3 +39,16 @@ def test_tiny_scale_out_bench_measures_and_writes_its_section(tmp_path):
 
     again = carry_over(tmp_path / "performance.md", "# Performance (a new make bench run)\n")
     assert again.startswith("# Performance (a new make bench run)\n") and again.count("## Scale-out") == 1
+
+
+def test_the_ray_table_counts_rays_start_and_shows_the_steady_ratio_apart():
+    from bench.scale_out import section
+
+    ray = {"texts": 1000, "keys": 1200, "cpus": 2, "local_seconds": 10.0, "local_runs_seconds": [9.0, 11.0],
+           "ray_start_seconds": 2.0, "ray_build_seconds": 10.0, "ray_seconds": 12.0, "local_per_s": 100.0,
+           "ray_per_s": 1000 / 12, "ratio": 10 / 12, "steady_ratio": 1.0, "identical_vectors": True, "max_abs_diff": 0.0}
+    text = section({"machine": {"cores": 2, "cpu": "x"}, "command": "c", "date": "d", "minutes": 1.0, "load_before": "1.0",
+                    "versions": {"pymilvus": "p", "milvus_lite": "m", "ray": "r"}, "ray": ray})
+    assert "| one process | 10.0 (9.0 and 11.0) | 100.0 | 1.00 | |" in text
+    assert "| `--ray` (local), Ray's start included | 12.0 | 83.3 | 0.83 (**missed**; target ≥ 0.85) | identical |" in text
+    assert "| `--ray`, without Ray's start (2.0 s) | 10.0 | 100.0 | 1.00 | |" in text

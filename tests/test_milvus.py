@@ -56,6 +56,38 @@ def test_milvus_holds_the_same_passages_keys_and_vectors(bot, milvus_bot):
     assert np.array_equal(milvus.nearest_keys(queries, 10), folder.nearest_keys(queries, 10))
 
 
+def test_key_vectors_are_fetched_once_then_served_from_the_cache(bot, milvus_db, monkeypatch):
+    folder, milvus = bot.index, open_index(milvus_db, "article")  # a fresh load: an empty cache
+    fetched: list[int] = []
+    real_get = milvus.client.get
+    monkeypatch.setattr(milvus.client, "get", lambda *a, **kw: fetched.append(len(kw["ids"])) or real_get(*a, **kw))
+    rows = np.arange(len(folder.keys))[::-1]
+    assert np.array_equal(milvus.key_vectors(rows), folder.key_vectors(rows))
+    assert fetched == [len(rows)]
+    again = rows[::3]
+    assert np.array_equal(milvus.key_vectors(again), folder.key_vectors(again))
+    assert fetched == [len(rows)]  # every vector from the cache, none from Milvus
+
+
+def test_a_dense_search_caches_the_vectors_of_its_hits_exactly(bot, milvus_db):
+    folder, milvus = bot.index, open_index(milvus_db, "article")
+    hits = milvus.nearest_keys(bot.embedder.encode(BUNDLED[:1]), 10)[0]
+    cached, missing = milvus.cache.take([int(h) for h in hits])
+    assert not missing
+    assert np.array_equal(np.stack([cached[int(h)] for h in hits]), folder.key_vectors(hits))
+
+
+def test_the_cache_keeps_at_most_its_capacity_and_answers_alike(bot, milvus_db):
+    from qa.milvus_store import KeyVectorCache
+
+    folder, milvus = bot.index, open_index(milvus_db, "article")
+    milvus.cache = KeyVectorCache(capacity=5)
+    rows = np.arange(len(folder.keys))
+    for part in (rows, rows[:9], rows[-9:]):
+        assert np.array_equal(milvus.key_vectors(part), folder.key_vectors(part))
+        assert len(milvus.cache) == 5
+
+
 def test_milvus_bm25_is_bm25s_on_the_passages_it_returns(bot, milvus_bot):
     for question in BUNDLED:
         mine, theirs = milvus_bot.index.lexical.scores(question), bot.index.lexical.scores(question)
@@ -207,3 +239,43 @@ def test_a_process_keeps_answering_from_its_build_after_one_rebuild_and_says_so_
     with pytest.raises(Gone, match=r"is gone: the index was rebuilt twice since; restart"):
         serving.ask(QUESTIONS[0])
     assert without_id(Bot("kb", store=store, embedder=embedder).ask(QUESTIONS[0]).to_dict()) == answer
+
+
+@pytest.fixture
+def milvus_server(tmp_path):
+    """A `milvus-lite server` in its own process (the way several processes share one Milvus Lite); its URI."""
+    import os
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "milvus-lite"), "server",
+                               "--data-dir", str(tmp_path / "milvus"), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "milvus-lite server did not start"
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_milvus_server_by_uri_answers_a_second_process_as_the_folder_store_does(milvus_server, bot, embedder, tmp_path):
+    build_index([ARTICLE], "kb", embedder, store=milvus_server)  # this process builds ...
+    question = BUNDLED[0]
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "ask", question, "--store", milvus_server, "--index", "kb", "--json"],
+                          cwd=ROOT, env=qa_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # ... and another asks, while the server holds the data
+    assert without_id(json.loads(done.stdout)) == without_id(bot.ask(question).to_dict())
+    served = Bot("kb", store=milvus_server, embedder=embedder).warm_up()
+    assert snapshot(served, BUNDLED) == snapshot(bot, BUNDLED)
