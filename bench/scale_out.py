@@ -348,6 +348,13 @@ def merge(path: Path, results: dict) -> dict:
             if not results.get(part) and old.get(part):
                 results[part] = old[part]
                 results.setdefault("notes", []).append(f"The {part} figures are from an earlier run ({old['date']}).")
+        # A quality run over some sets keeps the other sets' rows of the earlier run.
+        measured = {row["set"] for row in results.get("quality") or []}
+        kept = [row for row in old.get("quality") or [] if row["set"] not in measured]
+        if measured and kept:
+            results["quality"] = [*results["quality"], *kept]
+            results.setdefault("notes", []).append(
+                f"The Recall@1 rows of {', '.join(r['set'] for r in kept)} are from an earlier run ({old['date']}).")
     return results
 
 
