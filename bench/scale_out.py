@@ -390,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         if "quality" in parts:
             say(f"quality: {len(sets)} sets, folder store and Milvus Lite")
             def keep(rows: list[dict]) -> None:
-                args.results.parent.mkdir(parents=True, exist_ok=True)
-                args.results.write_text(json.dumps({**results, "quality": rows, "minutes": 0}, indent=2, default=float) + "\n")
+                # Beside the results, not over them: the end of the run merges with the earlier results.
+                partial = args.results.with_suffix(".partial.json")
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.write_text(json.dumps({**results, "quality": rows, "minutes": 0}, indent=2, default=float) + "\n")
 
             results["quality"] = quality(embedder, args.eval_dir, sets, db, limit, keep)
         if "ray" in parts or "latency" in parts:
