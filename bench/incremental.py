@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,8 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.sections import Section
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- incremental:start -->", "<!-- incremental:end -->"
+SECTION = Section(START, END)  # this module's section of docs/performance.md
+write_section, carry_over = SECTION.write, SECTION.carry_over
 TARGET = 0.05
 PARAGRAPHS_PER_FILE = 20
 # The largest corpus whose full build fits in about 15 minutes on 2 shared cores (docs/performance.md).
@@ -206,21 +209,6 @@ def hnsw_note(r: dict) -> str:
             f"top 10 for {r['update_same_as_exact']} questions and the full build for {r['full_same_as_exact']}. "
             "With a flat index (up to 20,000 keys) an update's top 10 equal a full build's "
             "(`tests/test_incremental.py`).")
-
-
-def write_section(path: Path, text: str) -> None:
-    """Put the section into performance.md: in place of the previous one, or at the end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
-def carry_over(path: Path, new: str) -> str:
-    """`new` (make bench's performance.md) with this section of the file at `path` kept at its end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    found = re.search(re.escape(START) + ".*?" + re.escape(END) + "\n?", old, re.S)
-    return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 from qa import Bot, QuestionLog
 from qa.embedding import Embedder

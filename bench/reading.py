@@ -19,15 +19,18 @@ import argparse
 import csv
 import json
 import os
-import re
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
+from bench.sections import Section
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- reading:start -->", "<!-- reading:end -->"
+SECTION = Section(START, END)  # this module's section of docs/performance.md
+write_section, carry_over = SECTION.write, SECTION.carry_over
 FORMATS = ("txt", "md", "rst", "html", "pdf", "docx", "csv", "json")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,21 +218,6 @@ paragraph) at **{e['keys_per_s']:.1f} keys/s = {e['passages_per_s']:.1f} paragra
 changed corpus (see Incremental builds) reads only the changed files.
 {END}
 """
-
-
-def write_section(path: Path, text: str) -> None:
-    """Put the section into performance.md: in place of the previous one, or at the end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
-def carry_over(path: Path, new: str) -> str:
-    """`new` (make bench's performance.md) with this section of the file at `path` kept at its end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    found = re.search(re.escape(START) + ".*?" + re.escape(END) + "\n?", old, re.S)
-    return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
 
 
 def main(argv: list[str] | None = None) -> int:

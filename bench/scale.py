@@ -17,7 +17,6 @@ corpus' real passage texts repeated to N passages.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass

@@ -34,7 +34,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -42,6 +41,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from bench.sections import Section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,8 @@ from bench.corpus import EVAL, write_corpus  # noqa: E402
 from bench.measure import machine, ms  # noqa: E402
 
 START, END = "<!-- scale-out:start -->", "<!-- scale-out:end -->"
+SECTION = Section(START, END)  # this module's section of docs/performance.md
+write_section, carry_over = SECTION.write, SECTION.carry_over
 R1_TOLERANCE = 0.01
 RAY_TARGET = 0.85
 SIGMA = 1.0
@@ -323,21 +326,6 @@ def _share(value: float | None) -> str:
 def _mib(row: dict, store: str) -> str:
     value = row.get(f"{store}_load_rss_mb")
     return "—" if value is None else f"{value:,.0f} MiB"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Put the section into performance.md: in place of the previous one, or at the end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
-def carry_over(path: Path, new: str) -> str:
-    """`new` (make bench's performance.md) with the Scale-out section of the file at `path` kept at its end."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    found = re.search(re.escape(START) + ".*?" + re.escape(END) + "\n?", old, re.S)
-    return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
 
 
 def merge(path: Path, results: dict) -> dict:

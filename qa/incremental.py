@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexCorruptError, QAError
-from .keys import lexical_text, passage_keys
+from .keys import lexical_text
 from .lexical import analyze
 from .readers.base import Document
 from .store import StoredIndex, load_index
