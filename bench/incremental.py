@@ -212,20 +212,10 @@ def hnsw_note(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.rewrite:
-        write_section(args.out_dir / "performance.md", section(json.loads(args.results.read_text(encoding="utf-8"))))
-        return 0
-    started = time.perf_counter()
-    say("incremental builds:")
-    results = measure(args)
-    results["minutes"] = round((time.perf_counter() - started) / 60, 1)
-    args.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if not args.tiny:
-        write_section(args.out_dir / "performance.md", section(results))
-    say(f"  update / full build = {results['ratio']:.4f} (target <= {TARGET}); top-10 identical for "
-        f"{results['same_top10']} of {results['questions']} questions; took {results['minutes']} min; wrote {args.results}")
-    return 0
+    return SECTION.main(
+        parse_args(argv), "incremental builds:", measure, section,
+        lambda r: f"  update / full build = {r['ratio']:.4f} (target <= {TARGET}); top-10 identical for "
+                  f"{r['same_top10']} of {r['questions']} questions; took {r['minutes']} min")
 
 
 if __name__ == "__main__":

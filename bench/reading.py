@@ -221,19 +221,8 @@ changed corpus (see Incremental builds) reads only the changed files.
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.rewrite:
-        write_section(args.out_dir / "performance.md", section(json.loads(args.results.read_text(encoding="utf-8"))))
-        return 0
-    started = time.perf_counter()
-    say("reading throughput:")
-    results = measure(args)
-    results["minutes"] = round((time.perf_counter() - started) / 60, 1)
-    args.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if not args.tiny:
-        write_section(args.out_dir / "performance.md", section(results))
-    say(f"  took {results['minutes']} min; wrote {args.results}")
-    return 0
+    return SECTION.main(parse_args(argv), "reading throughput:", measure, section,
+                        lambda r: f"  took {r['minutes']} min")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@ reading throughput) writes only its own section, and `bench.run` carries the sec
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,21 @@ class Section:
         old = path.read_text(encoding="utf-8") if path.exists() else ""
         found = self._pattern().search(old)
         return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
+
+    def main(self, args: argparse.Namespace, title: str, measure: Callable[[argparse.Namespace], dict],
+             render: Callable[[dict], str], summary: Callable[[dict], str]) -> int:
+        """A bench module's command: measure (or, with --rewrite, only render the --results file again),
+        write the results as JSON and this section into --out-dir's performance.md (not for --tiny)."""
+        path = args.out_dir / "performance.md"
+        if args.rewrite:
+            self.write(path, render(json.loads(args.results.read_text(encoding="utf-8"))))
+            return 0
+        started = time.perf_counter()
+        print(title, flush=True)
+        results = measure(args)
+        results["minutes"] = round((time.perf_counter() - started) / 60, 1)
+        args.results.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        if not args.tiny:
+            self.write(path, render(results))
+        print(summary(results), flush=True)
+        return 0
