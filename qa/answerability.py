@@ -10,8 +10,9 @@ and is cut when the quote fails a check a careful reader would make:
   frame a question, like "name" or "kind", do not count; a misspelt word of
   the passage is not unseen);
 - **the kind of thing asked for**: a *when* question wants a date or a year in
-  the quote, *how many* a number, *who* or *where* a name the question does
-  not already hold (qa/questions.py).
+  the quote, *how many* a number, *who* a name, *where* a place after "in",
+  "at"..., each one the question does not already hold; the question's first
+  wh-word sets its kind (qa/questions.py).
 
 An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
 same kind of thing (who, when, how many...) is exempt: it was written to answer
@@ -56,7 +57,7 @@ class Candidate:
     coverage: float  # IDF-weighted share of the question's terms in the passage
     quote_coverage: float  # ... in the quote (for an FAQ pair: in its question and alternates)
     unseen_focus: float  # 1 when a topic word of the question (not a framing word) is in no document
-    kind_missing: float  # 1 when the question asks for a number, date or name and the quote holds none
+    kind_missing: float  # 1 when the question asks for a number, date, name or place and the quote holds none new
     names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
     kind_differs: float  # 1 for an FAQ pair none of whose phrasings asks the kind of thing the question asks
