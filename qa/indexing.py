@@ -146,6 +146,16 @@ def _previous_milvus_vectors(milvus, model: str) -> dict[bytes, np.ndarray]:
 EMBED_CHUNK = 1024
 
 
+def _embed_new(embedder, texts: list[str], batch_size: int, progress: bool, ray, on_stage) -> np.ndarray:
+    """`embed_texts` as a build's "embed" stage: a failure leaves the index as it was, and says so."""
+    if on_stage:
+        on_stage("embed")
+    try:
+        return embed_texts(embedder, texts, batch_size, progress, ray)
+    except EmbeddingError as exc:
+        raise EmbeddingError(f"{exc}. The index is unchanged") from None
+
+
 def embed_texts(embedder: Embedder, texts: list[str], batch_size: int = 32, progress: bool = False,
                 ray: str | None = None) -> np.ndarray:
     """Embed `texts` chunk by chunk (EMBED_CHUNK), here or with Ray ("local" or a cluster address).
@@ -443,12 +453,7 @@ def build_index(
         todo = list(first.values())
         # Embed in order of length so that batches pad little.
         todo.sort(key=lambda i: len(key_texts[i]))
-        if on_stage:
-            on_stage("embed")
-        try:
-            fresh = embed_texts(embedder, [key_texts[i] for i in todo], batch_size, progress, ray)
-        except EmbeddingError as exc:
-            raise EmbeddingError(f"{exc}. The index is unchanged") from None
+        fresh = _embed_new(embedder, [key_texts[i] for i in todo], batch_size, progress, ray, on_stage)
         dimension = fresh.shape[1] if len(todo) else embedder.dimension
         vectors = np.empty((len(key_texts), dimension), dtype=np.float32)
         fresh_by_hash = {hashes[i]: fresh[j] for j, i in enumerate(todo)}
@@ -535,12 +540,7 @@ def _update(previous, embedder, passages, keys, key_texts, vector_index, batch_s
     for i in todo_keys:
         first.setdefault(matched.digests[i], int(i))
     todo = sorted(first.values(), key=lambda i: len(key_texts[i]))
-    if on_stage:
-        on_stage("embed")
-    try:
-        fresh = embed_texts(embedder, [key_texts[i] for i in todo], batch_size, progress, ray)
-    except EmbeddingError as exc:
-        raise EmbeddingError(f"{exc}. The index is unchanged") from None
+    fresh = _embed_new(embedder, [key_texts[i] for i in todo], batch_size, progress, ray, on_stage)
     by_digest = {matched.digests[i]: fresh[j] for j, i in enumerate(todo)}
     fresh_keys = np.empty((todo_keys.size, old.dimension), dtype=np.float32)
     for j, i in enumerate(todo_keys):
