@@ -73,7 +73,7 @@ def _kinds(asked_text: str) -> set[str]:
     return {question_kind(line) for line in asked_text.splitlines() if line.strip()}
 
 
-def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_terms: frozenset[str]) -> bool:
+def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> bool:
     """Whether a topic word of the question (not a framing word like "name" or "kind") is in no document.
 
     One such word is enough: in on-topic questions the documents cannot answer, the one unseen word is
@@ -83,7 +83,11 @@ def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passag
     word of the passage itself ("beriods" for "beroids") is read as that word: the passage, not the whole
     vocabulary, since in a large corpus nearly every word has a neighbour one edit away.
     """
-    return any(not misspelt(t, passage_terms) for t in unseen_terms & (set(weights) - _frame_terms()))
+    missing = unseen_terms & (set(weights) - _frame_terms())
+    if not missing:  # the usual case: no need to analyse the passage
+        return False
+    passage_terms = _terms(passage_text)
+    return any(not misspelt(t, passage_terms) for t in missing)
 
 
 def candidate_features(
@@ -125,7 +129,7 @@ def candidate_features(
         quote_cosine=quote_cosine,
         coverage=passage_coverage,
         quote_coverage=coverage(weights, matched_terms),
-        unseen_focus=1.0 if unseen_focus(weights, unseen_terms, _terms(f"{asked_text}\n{passage_text}")) else 0.0,
+        unseen_focus=1.0 if unseen_focus(weights, unseen_terms, f"{asked_text}\n{passage_text}") else 0.0,
         kind_missing=1.0 if held is False else 0.0,
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,

@@ -112,7 +112,7 @@ def test_a_topic_word_no_document_uses_fails_unless_it_is_a_slip_for_a_word_of_t
 
     def check(question: str, unseen: set[str], passage: str) -> bool:
         weights = dict.fromkeys(analyze(question), 1.0)
-        return unseen_focus(weights, frozenset(analyze(" ".join(unseen))), frozenset(analyze(passage)))
+        return unseen_focus(weights, frozenset(analyze(" ".join(unseen))), passage)
 
     passage = "The coastal beroids lack tentacles and prey on other ctenophores."
     assert check("What is the name of the leader's daughter?", {"daughter"}, passage)
