@@ -45,9 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--passages", type=int, default=DEFAULT_PASSAGES, help=f"passages in the corpus (default {DEFAULT_PASSAGES})")
     p.add_argument("--questions", type=int, default=200, help="questions compared for identity (default 200)")
     p.add_argument("--tiny", action="store_true", help="200 passages, 20 questions: checks that the bench works")
-    p.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where performance.md is")
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "incremental.json")
-    p.add_argument("--rewrite", action="store_true", help="measure nothing: write the section again from --results")
+    SECTION.add_arguments(p, ROOT / "bench" / "incremental.json")
     return p.parse_args(argv)
 
 

@@ -44,9 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paragraphs", type=int, default=30, help="paragraphs (or FAQ pairs) per file (default 30)")
     p.add_argument("--embed", type=int, default=512, help="passages embedded for the comparison (default 512)")
     p.add_argument("--tiny", action="store_true", help="3 files of 5 paragraphs, 64 passages embedded")
-    p.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where performance.md is")
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "reading.json")
-    p.add_argument("--rewrite", action="store_true", help="measure nothing: write the section again from --results")
+    SECTION.add_arguments(p, ROOT / "bench" / "reading.json")
     return p.parse_args(argv)
 
 

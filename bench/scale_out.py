@@ -71,9 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--questions", type=int, default=300, help="questions timed per store and size (default 300)")
     p.add_argument("--tiny", action="store_true", help="small sets, sizes and corpus: checks that the bench works")
     p.add_argument("--eval-dir", type=Path, default=EVAL)
-    p.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where performance.md is")
-    p.add_argument("--results", type=Path, default=ROOT / "bench" / "scale_out.json")
-    p.add_argument("--rewrite", action="store_true", help="measure nothing: write the section again from --results")
+    SECTION.add_arguments(p, ROOT / "bench" / "scale_out.json")
     return p.parse_args(argv)
 
 

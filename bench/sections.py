@@ -38,6 +38,12 @@ class Section:
         found = self._pattern().search(old)
         return new if not found else new.rstrip("\n") + "\n\n" + found.group(0)
 
+    def add_arguments(self, parser: argparse.ArgumentParser, results: Path) -> None:
+        """The options every section's command takes: where performance.md is, the JSON results, --rewrite."""
+        parser.add_argument("--out-dir", type=Path, default=results.parent.parent / "docs", help="where performance.md is")
+        parser.add_argument("--results", type=Path, default=results)
+        parser.add_argument("--rewrite", action="store_true", help="measure nothing: write the section again from --results")
+
     def main(self, args: argparse.Namespace, title: str, measure: Callable[[argparse.Namespace], dict],
              render: Callable[[dict], str], summary: Callable[[dict], str]) -> int:
         """A bench module's command: measure (or, with --rewrite, only render the --results file again),
