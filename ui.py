@@ -62,6 +62,7 @@ CSS = """
 .qa-passage { margin: .5em 0; font-size: .9em; }
 .qa-passage-head { font-size: .9em; opacity: .75; }
 .qa-sources mark { padding: 0 .1em; }
+.qa-quote mark.qa-span { background: #fde68a; color: inherit; font-weight: 600; padding: 0 .1em; }
 """
 
 
@@ -106,6 +107,16 @@ def _highlighted(hit: Hit, spans: list[tuple[int, int]]) -> str:
     return "".join(parts)
 
 
+def _quote(answer: Answer) -> str:
+    """The answer's quote, escaped, with the words the reader found to answer the question in <mark>."""
+    c = answer.citations[0] if answer.citations else None
+    span = c.answer_span if c is not None and c.quote == answer.text else None
+    if not span:
+        return _text(answer.text)
+    a, b = c.answer_start, c.answer_end
+    return f'{_text(answer.text[:a])}<mark class="qa-span">{_text(answer.text[a:b])}</mark>{_text(answer.text[b:])}'
+
+
 def _snippet(text: str, limit: int = 240) -> str:
     if len(text) <= limit:
         return text
@@ -115,7 +126,7 @@ def _snippet(text: str, limit: int = 240) -> str:
 def render_answer(answer: Answer) -> str:
     """One bot reply as HTML, with every piece of document text in it escaped.
 
-    An answer shows its quote, a citation line (source, FAQ question or
+    An answer shows its quote (the reader's answer words in <mark>), a citation line (source, FAQ question or
     paragraph, confidence) and a collapsed "Sources" section holding the cited
     passage with the quote in <mark> and the other retrieved passages with their
     scores. An abstention says the documents do not cover the question and
@@ -143,7 +154,7 @@ def render_answer(answer: Answer) -> str:
             "pick one below the chat to see its answer and source.</p>",
         ]
     elif answer.answered:
-        top = [f'<p class="qa-quote">{_text(answer.text)}</p>']
+        top = [f'<p class="qa-quote">{_quote(answer)}</p>']
         top += [
             f'<p class="qa-citation">Source: {_text(c.source)} · {_text(c.label)}'
             f" · confidence {answer.confidence:.2f}</p>"

@@ -62,10 +62,12 @@ class Candidate:
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
     kind_differs: float  # 1 for an FAQ pair none of whose phrasings asks the kind of thing the question asks
     score: float  # retrieval's fused score of the passage
+    read: float = 0.0  # the reader's probability that the passage answers the question (qa/comprehension)
 
 
 FEATURES = tuple(Candidate.__dataclass_fields__)
 CHECKS = ("unseen_focus", "kind_missing")
+LONE = ("answer", "abstain", "suggest")
 
 
 def _kinds(asked_text: str) -> set[str]:
@@ -103,6 +105,7 @@ def candidate_features(
     asked_text: str,
     passage_text: str,
     score: float = 0.0,
+    read: float = 0.0,
 ) -> Candidate:
     """The features of one candidate.
 
@@ -118,6 +121,7 @@ def candidate_features(
         asked_text: for an FAQ pair, its question and alternates (what it answers); else "".
         passage_text: the whole passage (for an FAQ pair, its answer).
         score: retrieval's fused score of the passage.
+        read: the reader's probability that the passage (an FAQ pair: its question and answer) answers the question.
     """
     matched_terms = _terms(asked_text) if is_faq else _terms(quote)
     held = holds_kind(question_kind(question), quote, question)
@@ -135,6 +139,7 @@ def candidate_features(
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
         kind_differs=1.0 if is_faq and question_kind(question) not in _kinds(asked_text) else 0.0,
         score=score,
+        read=read,
     )
 
 
@@ -147,8 +152,11 @@ def as_vector(c: Candidate) -> list[float]:
 class AnswerModel:
     """Confidence from a candidate's features, and the thresholds of the three outcomes.
 
-    confidence = sigmoid(scale × (dense + coverage_weight × coverage − center)), multiplied by
-    `failed_check` for each check in `checks` that the quote fails; an FAQ pair whose question
+    match = sigmoid(scale × (dense + coverage_weight × coverage − center)) is how well retrieval matched
+    the passage; read is the reader's probability that the passage answers the question
+    (qa/comprehension). confidence = (1 − w) × match + w × read, with w = `read_paragraph` for a
+    paragraph and `read_faq` for an FAQ pair, multiplied by `failed_check` for each check in `checks`
+    that the quote fails; an FAQ pair whose question
     matches the user's with a cosine of `faq_match` or more is exempt from the checks. A quote that
     fails a check is never given as an answer, however confident: it can only be suggested. The exemption
     needs the FAQ to ask the same kind of thing: "What was the purpose of the visit?" was not written to
@@ -162,6 +170,11 @@ class AnswerModel:
         pass_over: when the first passage's quote fails a check, answer from the first of the next
             `pass_over` passages whose quote passes them all (a sentence that holds the asked-for fact beats
             one that does not); 0: never.
+        read_paragraph, read_faq: the reader's weight in a paragraph's and an FAQ pair's confidence.
+        rerank: answer from the most confident candidate rather than from retrieval's first.
+        lone: what a "did you mean…?" with a single suggestion becomes: "answer" (when its quote passes
+            the checks) or "abstain", since a list of one is no choice to offer; "suggest" keeps it (as the
+            bot did before the reader).
     """
 
     center: float = 0.495
@@ -174,6 +187,10 @@ class AnswerModel:
     suggest_at: float = 0.5
     closeness: float = 0.0
     pass_over: int = 0
+    read_paragraph: float = 0.0
+    read_faq: float = 0.0
+    rerank: bool = False
+    lone: str = "abstain"
 
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""
@@ -188,8 +205,9 @@ class AnswerModel:
     def probability(self, c: Candidate) -> float:
         """The confidence that `c`'s quote answers the question, in [0, 1]."""
         x = self.scale * (c.dense + self.coverage_weight * c.coverage - self.center)
-        base = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
-        return base * self.failed_check ** len(self.failed(c))
+        match = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+        weight = self.read_faq if c.is_faq else self.read_paragraph
+        return ((1.0 - weight) * match + weight * c.read) * self.failed_check ** len(self.failed(c))
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -207,6 +225,8 @@ class AnswerModel:
         unknown = [c for c in known.get("checks", ()) if c not in CHECKS]
         if unknown:
             raise ValueError(f"unknown answer checks {unknown}; known: {list(CHECKS)}")
+        if known.get("lone", "abstain") not in LONE:
+            raise ValueError(f"lone must be one of {', '.join(LONE)}, got {known['lone']!r}")
         if "checks" in known:
             known["checks"] = tuple(known["checks"])
         return cls(**known)

@@ -1,14 +1,17 @@
 """Grounded answers: a verbatim quote, a "did you mean…?", or an honest abstention.
 
-For each of the best few retrieved passages the answerer cuts the quote it
-would give (an FAQ pair: its answer, whole; a paragraph: the one or two
-sentences that best answer the question) and asks the answer model
-(qa/answerability.py) how likely that quote answers the question. The most
-likely one is answered when the model is sure enough and no other candidate
-is nearly as likely; when it is less sure, or two are too close to call, the
-candidates become suggestions; when nothing is likely, the bot abstains.
-Every quote is cut from its passage by offsets and checked against it, so it
-cannot say anything the documents do not.
+For each of the best few retrieved passages the reader (qa/comprehension, a
+model trained here) reads the question against the passage (an FAQ pair: its
+question and answer) and says how likely it answers the question and which
+words do. The answerer cuts the quote it would give (an FAQ pair: its answer,
+whole; a paragraph: the sentence(s) holding the reader's span) and the answer
+model (qa/answerability.py) weighs the reader's probability, retrieval's match
+and a careful reader's checks into a confidence. The most confident candidate
+is answered when the model is sure enough; when it is less sure, the
+candidates become suggestions ("did you mean…?", most confident first, never
+a list of one); when nothing is likely, the bot abstains. Every quote is cut
+from its passage by offsets and checked against it, so it cannot say anything
+the documents do not.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .answerability import AnswerModel, Candidate, candidate_features, default_model
+from .comprehension import Comprehension, Reading
 from .questions import holds_kind, question_kind
 from .lexical import analyze, coverage
 from .retrieval import Evidence
@@ -44,7 +48,7 @@ class AnswerSettings:
 
     model: AnswerModel = field(default_factory=default_model)
     threshold: float | None = None
-    candidates: int = 5
+    candidates: int = 3  # each is read by the reader: the cost of ask() grows with it (docs/performance.md)
     max_suggestions: int = 3
     sentence_lexical_weight: float = 0.75  # weight of term coverage when picking sentences
     sentence_kind_weight: float = 0.0  # bonus of a sentence holding the kind of thing asked for (a date, a number)
@@ -85,6 +89,7 @@ class Scored:
     end: int
     features: Candidate
     probability: float
+    span: tuple[int, int] | None = None  # source offsets of the reader's answer words, inside the quote
 
     @property
     def passage(self) -> Passage:
@@ -101,11 +106,57 @@ def first_sentence(passage: Passage) -> str:
     return passage.text
 
 
-class Answerer:
-    """Turns retrieved passages (with their Evidence) into an Answer."""
+def reader_text(passage: Passage) -> tuple[str, int]:
+    """What the reader reads of a passage, and where the passage's text starts in it.
 
-    def __init__(self, settings: AnswerSettings | None = None):
+    An FAQ pair is read as its question followed by its answer: the question says what the
+    answer is about, as a paragraph's own words do.
+    """
+    if passage.kind == "faq" and passage.question:
+        return f"{passage.question}\n{passage.text}", len(passage.question) + 1
+    return passage.text, 0
+
+
+def sentences_around(passage: Passage, start: int, end: int) -> tuple[int, int]:
+    """Source offsets of the sentence(s) of a paragraph that hold the source range [start, end)."""
+    spans = passage.sentences
+    if len(spans) <= 1:
+        return passage.start, passage.end
+    first = next((s for s in spans if s.end > start), spans[-1])
+    last = next((s for s in reversed(spans) if s.start < end), spans[0])
+    if last.end < first.start:  # the range falls between two sentences
+        last = first
+    return first.start, last.end
+
+
+class Answerer:
+    """Turns retrieved passages (with their Evidence) into an Answer.
+
+    Args:
+        settings: how answers are cut and chosen.
+        reader: the reading-comprehension model; None reads no passage (confidence from retrieval's
+            match and the checks alone, as before the reader: for tests of those parts).
+    """
+
+    def __init__(self, settings: AnswerSettings | None = None, reader: Comprehension | None = None):
         self.settings = settings or AnswerSettings()
+        self.reader = reader
+
+    def read(self, question: str, passages: list[Passage]) -> list[Reading | None]:
+        """The reader's reading of each passage (None for each when there is no reader)."""
+        if self.reader is None or not passages:
+            return [None] * len(passages)
+        return self.reader.read(question, [reader_text(p)[0] for p in passages])
+
+    def reader_span(self, passage: Passage, reading: Reading | None) -> tuple[int, int] | None:
+        """Source offsets of the reader's answer words in `passage`'s text, or None (not in the text)."""
+        if reading is None or reading.end <= reading.start:
+            return None
+        shift = reader_text(passage)[1]
+        start, end = reading.start - shift, reading.end - shift
+        if start < 0 or end > len(passage.text) or not passage.text[start:end].strip():
+            return None
+        return passage.start + start, passage.start + end
 
     def best_span(self, passage: Passage, evidence: Evidence, kind: str = "other", question: str = "") -> tuple[int, int]:
         """Source offsets of the sentence(s) of a paragraph that best answer the question."""
@@ -138,15 +189,21 @@ class Answerer:
         """
         kind = question_kind(question)
         model = self.settings.model
+        results = results[: self.settings.candidates]
+        readings = self.read(question, [hit.passage for hit, _ in results])
         scored = []
-        for hit, evidence in results[: self.settings.candidates]:
+        for (hit, evidence), reading in zip(results, readings):
             passage = hit.passage
+            span = self.reader_span(passage, reading)
             if passage.kind == "faq":
                 start, end = passage.start, passage.end
                 quote_cosine = evidence.asked_cosine
                 asked = "\n".join([passage.question or "", *passage.alternates])
             else:
-                start, end = self.best_span(passage, evidence, kind, question)
+                if span is not None:
+                    start, end = sentences_around(passage, *span)
+                else:
+                    start, end = self.best_span(passage, evidence, kind, question)
                 chosen = [i for i, span in enumerate(passage.sentences) if start <= span.start and span.end <= end]
                 cosines = [evidence.sentence_cosines[i] for i in chosen if i in evidence.sentence_cosines]
                 quote_cosine = max(cosines) if cosines else evidence.text_cosine
@@ -155,9 +212,9 @@ class Answerer:
                 question, evidence.term_weights, evidence.unseen_terms,
                 is_faq=passage.kind == "faq", dense=evidence.dense, quote_cosine=quote_cosine,
                 passage_coverage=evidence.coverage, quote=quote(passage, start, end), asked_text=asked,
-                passage_text=passage.text, score=hit.score,
+                passage_text=passage.text, score=hit.score, read=reading.answerable if reading else 0.0,
             )
-            scored.append(Scored(hit, evidence, start, end, features, model.probability(features)))
+            scored.append(Scored(hit, evidence, start, end, features, model.probability(features), span))
         return scored
 
     def confidence(self, question: str, results: list[tuple[Hit, Evidence]]) -> float:
@@ -166,9 +223,16 @@ class Answerer:
         return scored[self.answering_candidate(scored)].probability if scored else 0.0
 
     def answering_candidate(self, scored: list[Scored]) -> int:
-        """Which candidate may answer: the first, or when its quote fails a check, the first of the next
-        `model.pass_over` whose quote passes them all (the first again when none does)."""
+        """Which candidate may answer.
+
+        With `model.rerank`, the most confident one whose quote passes the checks (the most confident
+        when none does). Otherwise retrieval's first, or when its quote fails a check, the first of the
+        next `model.pass_over` whose quote passes them all (the first again when none does).
+        """
         model = self.settings.model
+        if scored and model.rerank:
+            passing = [i for i, c in enumerate(scored) if model.can_answer(c.features)] or range(len(scored))
+            return max(passing, key=lambda i: (scored[i].probability, -i))
         if not scored or model.can_answer(scored[0].features):
             return 0
         return next((i for i in range(1, min(len(scored), model.pass_over + 1))
@@ -177,6 +241,8 @@ class Answerer:
     def cite(self, candidate: Scored) -> Citation:
         """The citation of a candidate's quote, checked against its passage."""
         passage = candidate.passage
+        span = candidate.span
+        inside = span is not None and candidate.start <= span[0] and span[1] <= candidate.end
         citation = Citation(
             passage_id=passage.id,
             kind=passage.kind,
@@ -188,6 +254,8 @@ class Answerer:
             end=candidate.end,
             score=candidate.hit.score,
             page=passage.page,
+            answer_start=span[0] - candidate.start if inside else None,
+            answer_end=span[1] - candidate.start if inside else None,
         )
         check_citation(passage, citation)
         return citation
@@ -217,23 +285,33 @@ class Answerer:
             picked = next((c for c in scored if c.passage.id == choose), None)
             if picked is None:
                 raise ValueError(f"passage {choose!r} is not among the candidates for this question")
-            return Answer(question, quote(picked.passage, picked.start, picked.end), True, picked.probability,
-                          (self.cite(picked),), hits)
+            return self._answered(question, picked, hits)
         at = self.answering_candidate(scored)
         best = scored[at]
         confidence = best.probability
-        # Too close to call: the runner-up's retrieval score is within `closeness` of the first's.
+        model = s.model
+        # Too close to call: the runner-up's retrieval score is within `closeness` of the first's, and the
+        # reader does not accept the first on its own (an FAQ it accepts is answered beside a near-duplicate).
         runner_up = scored[at + 1] if at + 1 < len(scored) else None
-        close = s.model.closeness > 0 and runner_up is not None and runner_up.hit.score >= best.hit.score - s.model.closeness
-        if confidence >= answer_at and not close and s.model.can_answer(best.features):
-            citation = self.cite(best)
-            return Answer(question, citation.quote, True, confidence, (citation,), hits)
+        close = (model.closeness > 0 and runner_up is not None and best.features.read < answer_at
+                 and runner_up.hit.score >= best.hit.score - model.closeness)
+        if confidence >= answer_at and not close and model.can_answer(best.features):
+            return self._answered(question, best, hits)
         if not confidence >= suggest_at:  # NaN never suggests
+            return Answer(question, NOT_COVERED, False, confidence, (), hits)
+        offered = sorted((c for c in scored if c.probability >= suggest_at), key=lambda c: -c.probability)
+        offered = list({c.passage.id: c for c in offered}.values())[: s.max_suggestions]
+        if len(offered) == 1 and model.lone != "suggest":  # a list of one is no choice: answer it, or not
+            if model.lone == "answer" and model.can_answer(offered[0].features):
+                return self._answered(question, offered[0], hits)
             return Answer(question, NOT_COVERED, False, confidence, (), hits)
         suggestions = tuple(
             Suggestion(c.passage.id, c.passage.kind, c.passage.title, c.passage.label, first_sentence(c.passage),
                        c.probability)
-            for c in scored[: s.max_suggestions]
-            if c.probability >= suggest_at
+            for c in offered
         )
         return Answer(question, NOT_SURE, False, confidence, (), hits, suggestions)
+
+    def _answered(self, question: str, candidate: Scored, hits: tuple[Hit, ...]) -> Answer:
+        citation = self.cite(candidate)
+        return Answer(question, citation.quote, True, candidate.probability, (citation,), hits)

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from . import settings
 from .answering import AnswerSettings, Answerer
+from .comprehension import Comprehension
 from .embedding import Embedder
 from .errors import QAError
 from .follow_ups import follow_ups_by_passage, prefer_children
@@ -135,6 +136,8 @@ class Bot:
     and a new index that cannot be loaded leaves the old one serving (one warning).
         store: where the index lives (argument → $QA_STORE → "folder"): "folder", "milvus:PATH.db"
             (Milvus Lite) or a Milvus server URI; with Milvus, `index_dir`'s last part names the index.
+        reader: the reading-comprehension model (qa/comprehension): a `Comprehension` to share, or its
+            weights folder (argument → $QA_READER → the shipped weights).
 
     Raises:
         ValueError: k < 1, a threshold outside [0, 1], or an unknown store.
@@ -154,6 +157,7 @@ class Bot:
         embedder: Embedder | None = None,
         question_log: str | os.PathLike | QuestionLog | None = None,
         store: str | None = None,
+        reader: Comprehension | str | os.PathLike | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -164,7 +168,9 @@ class Bot:
         threshold = settings.threshold(threshold)
         if threshold is not None:
             answer_settings = replace(answer_settings, threshold=threshold)
-        self.answerer = Answerer(answer_settings)
+        if not isinstance(reader, Comprehension):
+            reader = Comprehension(settings.reader_dir(reader), threads=min(os.cpu_count() or 1, 4))
+        self.answerer = Answerer(answer_settings, reader)
         self.retrieval_settings = retrieval or RetrievalSettings()
         self.k = k
         self.max_question_chars = settings.max_question_chars(max_question_chars)
@@ -212,6 +218,7 @@ class Bot:
 
         Raises:
             IndexNotFoundError, IndexMismatchError, IndexCorruptError: the index cannot be used.
+            ReaderError: the reader's weights are missing or damaged (names the file).
         """
         with self._lock:
             if self._retriever is None:
@@ -223,6 +230,8 @@ class Bot:
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
+                if self.answerer.reader is not None:
+                    self.answerer.reader.warm_up()
                 self._retriever = Retriever(index, self.retrieval_settings)
         return self
 

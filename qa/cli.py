@@ -411,6 +411,13 @@ def cmd_eval(args) -> int:
     return eval_main(args)
 
 
+def cmd_train(args) -> int:
+    from .comprehension import training
+
+    logging.getLogger("qa.comprehension.training").setLevel(logging.INFO)
+    return training.run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qa", description="Grounded answers with citations from your own documents, offline.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -486,6 +493,12 @@ def parser() -> argparse.ArgumentParser:
                    help="build each set's temporary index here: folder, milvus:PATH.db or http://HOST:19530 (default: $QA_STORE or folder)")
     e.add_argument("-v", "--verbose", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train", help="train the reader (qa/comprehension) from SQuAD-style data; see docs/reader.md")
+    from .comprehension.training import add_arguments as train_arguments  # argparse only: no torch
+
+    train_arguments(t)
+    t.set_defaults(func=cmd_train)
     return p
 
 

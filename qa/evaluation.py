@@ -179,6 +179,69 @@ def retrieval_metrics(rankings: list[list[str]], questions: list[Question]) -> d
     return {"recall@1": r1 / n, "recall@5": r5 / n, "mrr@10": rr / n}
 
 
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    import re
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def squad_em_f1(prediction: str, answers: list[str]) -> tuple[float, float]:
+    """SQuAD 2.0's exact match and F1 of one prediction against its gold answers ("" = no answer)."""
+    if not answers:  # unanswerable: only abstaining is right
+        return (1.0, 1.0) if not prediction else (0.0, 0.0)
+    from collections import Counter
+
+    best_em = best_f1 = 0.0
+    predicted = squad_normalize(prediction).split()
+    for gold in answers:
+        expected = squad_normalize(gold).split()
+        best_em = max(best_em, float(predicted == expected))
+        common = sum((Counter(predicted) & Counter(expected)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(expected)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+    return best_em, best_f1
+
+
+def reading_scores(folder: Path, reader, threshold: float = 0.5) -> dict:
+    """The reader alone, SQuAD 2.0 style: each question read against its gold paragraph.
+
+    An answerable question is read against the paragraph its answer is in. An unanswerable one is read
+    against the paragraph it was written against when the set names it; the test folds do not, so it is
+    read against the paragraph of its article that BM25 ranks first for it (the one it most looks
+    answerable from). The reader answers its span when its probability is at least `threshold`, else
+    abstains; an abstention on an unanswerable question scores 1.
+
+    Returns:
+        exact_match, f1 (all questions), has_answer_f1, no_answer_accuracy, the threshold and the count.
+    """
+    docs = {d["doc_id"]: d["paragraphs"] for d in _read_jsonl(folder / "docs.jsonl")}
+    questions = _read_jsonl(folder / "questions.jsonl")
+    pairs = []
+    for q in questions:
+        paragraphs = docs[q["doc_id"]]
+        index = q.get("paragraph_index")
+        if index is None:
+            index = int(np.argmax(LexicalIndex.fit(paragraphs).scores(q["question"])))
+        pairs.append((q["question"], paragraphs[index]))
+    readings = []
+    for at in range(0, len(pairs), 64):
+        readings += reader.read_pairs(pairs[at:at + 64])
+    em, f1, has_f1, no_right = [], [], [], []
+    for q, (_, paragraph), r in zip(questions, pairs, readings):
+        prediction = paragraph[r.start:r.end] if r.answerable >= threshold else ""
+        e, f = squad_em_f1(prediction, [] if q.get("unanswerable") else q["answers"])
+        em.append(e)
+        f1.append(f)
+        (no_right if q.get("unanswerable") else has_f1).append(f)
+    return {"questions": len(questions), "threshold": threshold, "exact_match": float(np.mean(em)),
+            "f1": float(np.mean(f1)), "has_answer_f1": float(np.mean(has_f1)) if has_f1 else None,
+            "no_answer_accuracy": float(np.mean(no_right)) if no_right else None}
+
+
 def answer_hit(text: str, answers: list[str]) -> bool:
     """The answer contains a gold answer string, after case and accent folding."""
     folded = " ".join(fold(text).split())
@@ -224,12 +287,14 @@ def evaluate_set(
     seed: int = 0,
     out_of_scope: int = OUT_OF_SCOPE_SAMPLE,
     store: str | None = None,
+    reading: bool = True,
 ) -> dict:
     """Build a temporary index of one set and measure ours and the baselines on it.
 
     Args:
         store: where the temporary index is built (argument → $QA_STORE → "folder"; see qa.stores).
             In Milvus it is a collection of its own, named after the set, dropped afterwards.
+        reading: for an article set, also score the reader alone on the gold paragraphs (`reading_scores`).
     """
     folder = Path(folder)
     spec = parse_store(store)
@@ -282,6 +347,8 @@ def evaluate_set(
         p99_ms=float(np.percentile(latencies, 99)),
         qps=1000.0 / statistics.mean(latencies),
     )
+    if kind == "article" and reading and bot.answerer.reader is not None:
+        result["reading"] = reading_scores(folder, bot.answerer.reader)
     return {
         "set": folder.name,
         "kind": kind,
@@ -352,6 +419,22 @@ def report(results: list[dict]) -> str:
             f"{_pct(o['answered_answerable'])} | {_pct(o['abstained_unanswerable'])} | {_pct(o['balanced_accuracy'])} | "
             f"{_pct(o['confidence_auc'])} |"
         )
+    reading = [r for r in results if r["ours"].get("reading")]
+    if reading:
+        lines += [
+            "",
+            "The reader alone, each question read against its gold paragraph (SQuAD 2.0 scoring: an abstention "
+            "on an unanswerable question scores 1; `qa.evaluation.reading_scores`):",
+            "",
+            "| set | questions | exact match | F1 | F1 (answerable) | abstained (unanswerable) | answer at |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in reading:
+            g = r["ours"]["reading"]
+            lines.append(
+                f"| {r['set']} | {g['questions']} | {100 * g['exact_match']:.1f} | {100 * g['f1']:.1f} | "
+                f"{100 * g['has_answer_f1']:.1f} | {_pct(g['no_answer_accuracy'])} | {g['threshold']:g} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ SETTINGS = (
     Setting("QA_MODEL", "--model", "the index's own; for a build, all-MiniLM-L6-v2", "embedding model name or path"),
     Setting("QA_BACKEND", "Embedder(backend=)", "auto", "embedding backend: auto, onnx or torch"),
     Setting("QA_CACHE_DIR", "Embedder(cache_dir=)", "$XDG_CACHE_HOME/qa or ~/.cache/qa", "where ONNX exports are cached"),
+    Setting("QA_READER", "Bot(reader=)", "the shipped qa/comprehension/model", "the reader's weights folder (`make train` writes one)"),
     Setting("QA_ALLOW_DOWNLOAD", "", "off", "1 lets sentence-transformers download a model"),
     Setting("QA_THRESHOLD", "--threshold", "0.5", "abstain below this confidence (0-1)"),
     Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
@@ -132,6 +133,12 @@ def cache_dir(value: str | os.PathLike | None = None) -> Path:
         return Path(_env("QA_CACHE_DIR"))
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "qa"
+
+
+def reader_dir(value: str | os.PathLike | None = None) -> Path | None:
+    """The reader's weights folder: argument → $QA_READER → None (the shipped weights)."""
+    chosen = value or _env("QA_READER")
+    return Path(chosen) if chosen else None
 
 
 def allow_download() -> bool:

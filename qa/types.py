@@ -104,6 +104,9 @@ class Citation:
 
     `quote == passage.text[start - passage.start : end - passage.start]`, and
     `start`/`end` are offsets into the source file's text, like the passage's.
+    `answer_start`/`answer_end`, when set, are the words within the quote that
+    the reader (qa/comprehension) found to answer the question:
+    `quote[answer_start:answer_end]`, for highlighting; None when it found none.
     """
 
     passage_id: str
@@ -116,6 +119,15 @@ class Citation:
     end: int
     score: float
     page: int | None = None  # the PDF page the quote is on; None for other formats
+    answer_start: int | None = None
+    answer_end: int | None = None
+
+    @property
+    def answer_span(self) -> str | None:
+        """The words of the quote that answer the question, or None."""
+        if self.answer_start is None or self.answer_end is None:
+            return None
+        return self.quote[self.answer_start:self.answer_end]
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -13,7 +13,7 @@ from qa.answerability import CHECKS, FEATURES, MODEL_FILE, AnswerModel, default_
 from qa.questions import holds_kind, question_kind
 from qa.answering import NOT_COVERED, NOT_SURE, AnswerSettings
 
-from .conftest import FIXTURES
+from .conftest import ARTICLE, FIXTURES
 
 REGRESSION = [json.loads(line) for line in (FIXTURES / "bundled_regression.jsonl").read_text(encoding="utf-8").splitlines()]
 # Measured misses of the shipped model (docs/quality.md, "Known misses"): strict, so each turns into a
@@ -217,3 +217,27 @@ def test_a_sentence_that_holds_the_asked_for_place_beats_a_first_passage_that_do
     assert answer.answered is answered
     if answered:
         assert "St. Petersburg" in answer.text and answer.citations[0].passage_id != first.id
+
+
+def test_a_did_you_mean_never_offers_a_single_item(bot):
+    for row in REGRESSION:
+        answer = bot.ask(row["question"])
+        assert answer.outcome != "suggested" or len(answer.suggestions) >= 2, (row["question"], answer.suggestions)
+        confidences = [s.confidence for s in answer.suggestions]
+        assert confidences == sorted(confidences, reverse=True)  # most confident first
+
+
+def test_an_faq_the_question_rephrases_is_answered_beside_the_article(tmp_path, embedder):
+    """The issue's case: the one FAQ on the embassy's hours answers a rephrasing of its question."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(ARTICLE, folder / ARTICLE.name)
+    (folder / "embassy.csv").write_text(
+        "question,answer\n"
+        "When is the Cuban embassy in Moscow open?,\"The embassy is open Monday to Friday, 9:00 to 13:00.\"\n"
+        "How do I apply for a Cuban visa?,Apply at the consular section with your passport and one photo.\n",
+        encoding="utf-8")
+    bot = Bot.build([folder], tmp_path / "index", embedder=embedder)
+    answer = bot.ask("What are the opening hours of the Cuban embassy in Moscow?")
+    assert answer.answered, (answer.outcome, answer.confidence, [s.text for s in answer.suggestions])
+    assert answer.text == "The embassy is open Monday to Friday, 9:00 to 13:00."

@@ -139,6 +139,9 @@ def test_answer_shows_its_quote_citation_and_highlighted_source(page, requested,
     reply = ask(page, KNOWN)
 
     assert "Alexander Beglov" in reply.locator(".qa-quote").inner_text()
+    # The reader's answer words are marked inside the quote, as the API returns them.
+    span = reply.locator(".qa-quote mark.qa-span")
+    assert span.is_visible() and span.inner_text() == expected.citations[0].answer_span
     citation = reply.locator(".qa-citation")
     assert citation.is_visible()
     assert citation.inner_text() == (

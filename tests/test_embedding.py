@@ -23,10 +23,10 @@ LONG = " ".join(["The quick brown fox jumps over the lazy dog near the riverbank
 
 def _xquad(docs: int = 3) -> tuple[list[str], list[str]]:
     """(paragraphs of the first `docs` XQuAD articles, their questions)."""
-    with open(EVAL / "xquad_en" / "docs.jsonl", encoding="utf-8") as fh:
+    with open(EVAL / "xquad_en_test" / "docs.jsonl", encoding="utf-8") as fh:
         chosen = [json.loads(line) for line in fh][:docs]
     ids = {d["doc_id"] for d in chosen}
-    with open(EVAL / "xquad_en" / "questions.jsonl", encoding="utf-8") as fh:
+    with open(EVAL / "xquad_en_test" / "questions.jsonl", encoding="utf-8") as fh:
         questions = [q["question"] for q in map(json.loads, fh) if q["doc_id"] in ids]
     return [p for d in chosen for p in d["paragraphs"]], questions
 

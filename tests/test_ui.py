@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import json
@@ -299,3 +300,17 @@ def test_python_ui_py_serves_the_chat_until_interrupted(article_index):
     assert server.returncode == 0
     assert f"the chat is ready at http://127.0.0.1:{port}/" in log
     assert "WARNING ui" not in log and "Traceback" not in log
+
+
+def test_render_marks_the_readers_answer_words_inside_the_quote_escaped():
+    answer = hostile_answer()
+    quote = answer.text
+    at = quote.index("<img")
+    citation = dataclasses.replace(answer.citations[0], answer_start=at, answer_end=len(quote))
+    page = ui.render_answer(dataclasses.replace(answer, citations=(citation,)))
+
+    assert "<img" not in page
+    marked = html.escape(quote[at:]).replace("\n", "<br>")
+    assert f'<p class="qa-quote">{html.escape(quote[:at])}<mark class="qa-span">{marked}</mark></p>' in page
+    plain = ui.render_answer(answer)  # no span: the quote as it is
+    assert 'class="qa-span"' not in plain

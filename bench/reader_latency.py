@@ -1,0 +1,70 @@
+"""ask() with the reader against a plain torch query embedding: p50 and p99 ratios from one run.
+
+    .venv/bin/python -m bench.reader_latency            # part of `make bench`
+
+The corpus is xquad_en_test's articles (Markdown, one paragraph a block) and the bundled article; the
+questions are xquad_en_test's. In one process, the same questions go one at a time through
+`SentenceTransformer.encode` (torch, the reference: what embedding a query costs a plain pipeline) and
+through `Bot.ask` (ONNX query embedding, retrieval, and the reader over the best three passages). The two
+kinds alternate in blocks of 25 with a pause between blocks, so a busy spell of the machine falls on both.
+Targets (issue 19): ask() p50 <= 4x and p99 <= 10x the torch embedding's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.measure import ms, timed
+from bench.pipeline import RawTorch
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT.parent / "shared" / "eval"
+TARGETS = {"p50": 4.0, "p99": 10.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reader_latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=300, help="questions timed (default 300)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    from qa import Bot
+    from qa.evaluation import question_texts, write_corpus
+
+    questions = question_texts(EVAL / "xquad_en_test")[: args.questions]
+    with tempfile.TemporaryDirectory(prefix="qa-reader-latency-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        write_corpus(EVAL / "xquad_en_test", corpus)
+        shutil.copy(ROOT / "data" / "diaz-canel-russia-visit.txt", corpus)
+        bot = Bot.build([corpus], Path(tmp) / "index").warm_up()
+        raw = RawTorch()
+        for q in questions[:10]:  # warm both paths
+            bot.ask(q)
+            raw.encode([q])
+        times: dict[str, list[float]] = {"encode": [], "ask": []}
+        for start in range(0, len(questions), 25):
+            chunk = questions[start:start + 25]
+            time.sleep(0.05)
+            times["encode"] += timed(lambda q: raw.encode([q]), chunk)
+            time.sleep(0.05)
+            times["ask"] += timed(bot.ask, chunk)
+    rows = {}
+    for q in ("p50", "p99"):
+        pct = int(q[1:])
+        ask, encode = ms(times["ask"], pct), ms(times["encode"], pct)
+        rows[q] = {"ask_ms": ask, "torch_encode_ms": encode, "ratio": ask / encode, "target": TARGETS[q],
+                   "met": ask / encode <= TARGETS[q]}
+        print(f"ask() {q} {ask:.1f} ms; torch query embedding {q} {encode:.1f} ms; ratio {ask / encode:.2f} "
+              f"(target <= {TARGETS[q]:g}: {'met' if rows[q]['met'] else 'NOT met'})")
+    if args.json:
+        args.json.write_text(json.dumps({"questions": len(questions), **rows}, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The reader (qa/comprehension): windows, its shipped weights, what it reads, and how answers use it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from qa.comprehension import WEIGHTS_DIR, Comprehension, ReaderError, installed_base_dir, verify_weights
+from qa.comprehension.windows import Windower, load_tokenizer
+
+from .conftest import ROOT
+
+GOVERNOR = ("Upon his arrival in St. Petersburg, Díaz-Canel also held a meeting with the local governor, "
+            "Alexander Beglov, reaffirming the historical ties between the two nations.")
+
+
+@pytest.fixture(scope="module")
+def windower():
+    return Windower(load_tokenizer(installed_base_dir()), max_tokens=64, overlap=16)
+
+
+def test_a_long_passage_is_read_in_overlapping_windows_whose_offsets_are_its_own_text(windower):
+    passage = " ".join(f"Sentence {i} names the town of Place{i}." for i in range(40))
+    windows = windower("Which town?", passage)
+    assert len(windows) > 2
+    for window in windows:
+        assert len(window.input_ids) <= 64
+        inside = window.offsets[window.offsets[:, 0] >= 0]
+        assert all(passage[a:b].strip() for a, b in inside)  # every passage token maps to passage text
+    first_end = windows[0].offsets[:, 1].max()
+    assert windows[1].first_char < first_end  # neighbours overlap, so no answer is cut in two
+    at = passage.index("Place25")
+    holding = [w for w in windows if w.token_span(at, at + len("Place25"))]
+    assert holding
+    start, end = holding[0].token_span(at, at + len("Place25"))
+    assert passage[holding[0].offsets[start, 0]:holding[0].offsets[end, 1]] == "Place25"
+
+
+def test_the_shipped_weights_are_small_and_match_their_card():
+    card = verify_weights(WEIGHTS_DIR)
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir())
+    assert total <= 10 * 1024 * 1024
+    assert set(card["files"]) == {p.name for p in WEIGHTS_DIR.iterdir()} - {"reader.json"}
+    assert card["base_weights_sha256"] == __import__("hashlib").sha256(
+        (installed_base_dir() / "model.safetensors").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered"])
+def test_a_missing_or_damaged_weights_file_is_one_line_naming_it(tmp_path, damage):
+    weights = tmp_path / "model"
+    shutil.copytree(WEIGHTS_DIR, weights)
+    target = weights / "heads.safetensors"
+    if damage == "missing":
+        target.unlink()
+    else:
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+    with pytest.raises(ReaderError, match=r"heads\.safetensors is (missing|damaged)"):
+        Comprehension(weights, cache_dir=tmp_path / "cache").warm_up()
+
+
+def test_qa_ask_with_damaged_weights_prints_one_line_naming_the_file(tmp_path, article_index):
+    weights = tmp_path / "model"
+    shutil.copytree(WEIGHTS_DIR, weights)
+    (weights / "reader.json").write_text("{not json", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Who is the governor?", "--index", str(article_index)],
+                         capture_output=True, text=True, env={**__import__("os").environ, "QA_READER": str(weights)},
+                         timeout=300, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    assert "reader.json" in run.stderr and run.stderr.startswith("error: reader weights:")
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Comprehension().warm_up()
+
+
+def test_the_reader_finds_the_answer_words_and_prefers_the_passage_that_holds_them(reader):
+    holding, other = reader.read("Who is the governor of St. Petersburg?", [
+        GOVERNOR, "In June 2024, Russian warships, including a frigate and a submarine, docked at the port of Havana."])
+    assert "Beglov" in GOVERNOR[holding.start:holding.end]
+    assert holding.answerable > other.answerable
+    assert holding.answerable >= 0.5
+
+
+def test_the_reader_reads_a_pair_the_same_alone_and_in_a_batch(reader):
+    pairs = [("Who is the governor?", GOVERNOR), ("When did the warships dock?", "Warships docked in June 2024."),
+             ("hi", "")]
+    together = reader.read_pairs(pairs)
+    alone = [reader.read_pairs([p])[0] for p in pairs]
+    for a, b in zip(together, alone):
+        assert (a.start, a.end) == (b.start, b.end)
+        assert a.answerable == pytest.approx(b.answerable, abs=1e-4)
+
+
+def test_every_answer_span_lies_inside_its_quote_and_the_quote_in_its_source(bot):
+    for question in ("Who is the governor of St. Petersburg?", "How many mass graves are at the memorial cemetery?",
+                     "What did the Cuban leader lay at the monument?"):
+        answer = bot.ask(question)
+        assert answer.answered, (question, answer.outcome, answer.confidence)
+        c = answer.citations[0]
+        passage = next(h.passage for h in answer.passages if h.passage.id == c.passage_id)
+        assert passage.text[c.start - passage.start:c.end - passage.start] == c.quote == answer.text
+        assert c.answer_span and 0 <= c.answer_start < c.answer_end <= len(c.quote)
+        assert c.quote[c.answer_start:c.answer_end] == c.answer_span
+        assert answer.to_dict()["citations"][0]["answer_start"] == c.answer_start
+
+
+def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_path):
+    """A few training steps on a tiny SQuAD-style folder: the recipe runs and its card lists every file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "title": "T", "paragraphs": [GOVERNOR, "Cuba is an island."]}) + "\n", encoding="utf-8")
+    rows = [{"qid": str(i), "question": q, "doc_id": "d", "paragraph_index": 0, "answers": a, "unanswerable": not a}
+            for i, (q, a) in enumerate([("Who is the governor?", ["Alexander Beglov"]), ("Where did he arrive?", ["St. Petersburg"]),
+                                        ("Who is the mayor of Moscow?", [])] * 8)]
+    (data / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "weights"
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "train", "--data", str(data), "--out", str(out), "--threads", "1"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    card = verify_weights(out)
+    assert card["steps"] == card["of_steps"] >= 2 and card["pairs"]["positives"] == 16
+    assert card["pairs"]["negatives_unanswerable"] == 8 and card["data"]["questions.jsonl"]
+    assert {"adapter_model.safetensors", "adapter_config.json", "heads.safetensors"} <= set(card["files"])
