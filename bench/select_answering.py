@@ -230,7 +230,7 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
     return out
 
 
-CHECK_SETS = ((), ("unseen_focus", "kind_missing"))
+CHECK_SETS = ((), ("unseen_focus", "kind_missing"), ("unseen_focus", "kind_missing", "details_missing"))
 FAILED_CHECK = (0.5, 0.7)  # what a failed check multiplies confidence by
 FAQ_MATCH = (0.9,)  # an FAQ whose question is this close to the user's is exempt from the checks
 READ_PARAGRAPH = (0.0, 0.25, 0.5, 0.75, 1.0)  # the reader's weight in a paragraph's confidence

@@ -12,7 +12,10 @@ and is cut when the quote fails a check a careful reader would make:
 - **the kind of thing asked for**: a *when* question wants a date or a year in
   the quote, *how many* a number, *who* a name, *where* a place after "in",
   "at"..., each one the question does not already hold; the question's first
-  wh-word sets its kind (qa/questions.py).
+  wh-word sets its kind (qa/questions.py);
+- **a detail the passage does not hold**: a name or a number the question
+  states ("in Moscow", "in April 2024") that the passage never mentions: the
+  passage is about another place, year or person, however close it reads.
 
 An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
 same kind of thing (who, when, how many...) is exempt: it was written to answer
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -61,18 +65,34 @@ class Candidate:
     names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
     kind_differs: float  # 1 for an FAQ pair none of whose phrasings asks the kind of thing the question asks
+    details_missing: float  # 1 when a name or number the question states is nowhere in the passage (or FAQ question)
     score: float  # retrieval's fused score of the passage
     read: float = 0.0  # the reader's probability that the passage answers the question (qa/comprehension)
 
 
 FEATURES = tuple(Candidate.__dataclass_fields__)
-CHECKS = ("unseen_focus", "kind_missing")
+CHECKS = ("unseen_focus", "kind_missing", "details_missing")
 LONE = ("answer", "abstain", "suggest")
 
 
 def _kinds(asked_text: str) -> set[str]:
     """The kinds of thing an FAQ pair's phrasings (one a line) ask for."""
     return {question_kind(line) for line in asked_text.splitlines() if line.strip()}
+
+
+def _bare(word: str) -> str:
+    """A word without a possessive ending: "díaz-canel's" is "díaz-canel"."""
+    return re.sub(r"['’]s?$", "", word)
+
+
+def details(question: str) -> frozenset[str]:
+    """The names (capitalised words) and numbers a question states, lower-cased, without possessives."""
+    return frozenset(_bare(w) for w in names(question) | {w for w in words(question) if any(c.isdigit() for c in w)})
+
+
+@lru_cache(maxsize=65_536)
+def _bare_words(text: str) -> frozenset[str]:
+    return frozenset(_bare(w) for w in words(text))
 
 
 def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> bool:
@@ -138,6 +158,7 @@ def candidate_features(
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
         kind_differs=1.0 if is_faq and question_kind(question) not in _kinds(asked_text) else 0.0,
+        details_missing=1.0 if details(question) - _bare_words(f"{asked_text}\n{passage_text}") else 0.0,
         score=score,
         read=read,
     )

@@ -122,6 +122,24 @@ def test_a_topic_word_no_document_uses_fails_unless_it_is_a_slip_for_a_word_of_t
     assert check("Which bank lent the money?", {"bank"}, "He came back.")  # words under 5 letters get no slips
 
 
+@pytest.mark.parametrize("question, missing", [
+    ("Which governor did Díaz-Canel meet in Moscow?", True),  # a swapped place
+    ("Which Russian deputy prime minister visited Havana in April 2024?", True),  # a swapped year
+    ("Who did Díaz-Canel meet in St. Petersburg?", False),
+    ("What is the name of Díaz-Canel's wife?", False),  # a possessive is the name itself
+])
+def test_a_name_or_number_the_passage_never_mentions_is_a_missing_detail(question, missing):
+    from qa.answerability import candidate_features
+
+    article = ARTICLE.read_text(encoding="utf-8").splitlines()
+    passage = next(line for line in article if ("April 2025" if "2024" in question else "Beglov") in line)
+    if "wife" in question:
+        passage = article[0]
+    features = candidate_features(question, {}, frozenset(), is_faq=False, dense=0.7, quote_cosine=0.7,
+                                  passage_coverage=0.8, quote=passage, asked_text="", passage_text=passage)
+    assert features.details_missing == (1.0 if missing else 0.0)
+
+
 def test_the_shipped_model_is_the_one_the_selection_script_wrote():
     model = default_model()
     record = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
@@ -137,7 +155,8 @@ def test_a_failed_check_lowers_confidence_unless_an_faq_question_matches():
     from qa.answerability import Candidate
 
     plain = Candidate(is_faq=False, dense=0.7, quote_cosine=0.7, coverage=0.8, quote_coverage=0.8, unseen_focus=0.0,
-                      kind_missing=0.0, names_missing=0.0, negation_missing=0.0, kind_differs=0.0, score=1.0)
+                      kind_missing=0.0, names_missing=0.0, negation_missing=0.0, kind_differs=0.0,
+                      details_missing=0.0, score=1.0)
     model = AnswerModel(checks=CHECKS, failed_check=0.5, faq_match=0.9)
     unseen = dataclasses.replace(plain, unseen_focus=1.0)
     both = dataclasses.replace(unseen, kind_missing=1.0)
