@@ -19,6 +19,7 @@ from .errors import (
     IndexMismatchError,
     IndexNotFoundError,
     QAError,
+    ReaderError,
 )
 from .log import QuestionLog
 from .review import Review, open_review
@@ -38,6 +39,7 @@ __all__ = [
     "Passage",
     "QAError",
     "QuestionLog",
+    "ReaderError",
     "Review",
     "Suggestion",
     "ask",

@@ -31,3 +31,7 @@ class IndexBusyError(QAError):
 
 class MissingExtraError(QAError):
     """An optional feature was asked for without the extra that installs it; the message names the extra."""
+
+
+class ReaderError(QAError):
+    """The reader's weights (qa/comprehension) are missing or damaged, or cannot be exported; names the file."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QAError
+from ..errors import ReaderError
 from .windows import Window, Windower, batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,6 @@ EXPORT_VERSION = 1  # bump when the exported graph or its inputs change
 MAX_ANSWER_TOKENS = 30  # a span longer than this is not an answer (SQuAD's answers are short)
 WINDOWS_PER_TEXT = 2  # a long passage is read in at most this many windows (its beginning)
 BATCH = 8
-
-
-class ReaderError(QAError):
-    """The reader's weights are missing or damaged, or cannot be exported; the message names the file."""
 
 
 @dataclass(frozen=True)
