@@ -43,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             scores = reading_scores(EVAL / name, reader)
             rows.append({"share": share, "steps": steps, "set": name, **scores})
             print(json.dumps(rows[-1]), flush=True)
-    print("| training data seen | steps | set | exact match | F1 | F1 (answerable) | abstained (unanswerable) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| training data seen | steps | set | span F1 if it always answered | answerability AUC | exact match "
+          "| F1 | F1 (answerable) | abstained (unanswerable) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         no_answer = "—" if r["no_answer_accuracy"] is None else f'{r["no_answer_accuracy"]:.3f}'
-        print(f'| {r["share"]:g} | {r["steps"]} | {r["set"]} | {100 * r["exact_match"]:.1f} | {100 * r["f1"]:.1f} | '
-              f'{100 * r["has_answer_f1"]:.1f} | {no_answer} |')
+        auc = "—" if r["answerability_auc"] is None else f'{r["answerability_auc"]:.3f}'
+        print(f'| {r["share"]:g} | {r["steps"]} | {r["set"]} | {100 * r["span_f1"]:.1f} | {auc} | '
+              f'{100 * r["exact_match"]:.1f} | {100 * r["f1"]:.1f} | {100 * r["has_answer_f1"]:.1f} | {no_answer} |')
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -204,7 +204,7 @@ class Answerer:
                     start, end = sentences_around(passage, *span)
                 else:
                     start, end = self.best_span(passage, evidence, kind, question)
-                chosen = [i for i, span in enumerate(passage.sentences) if start <= span.start and span.end <= end]
+                chosen = [i for i, s in enumerate(passage.sentences) if start <= s.start and s.end <= end]
                 cosines = [evidence.sentence_cosines[i] for i in chosen if i in evidence.sentence_cosines]
                 quote_cosine = max(cosines) if cosines else evidence.text_cosine
                 asked = ""

@@ -216,7 +216,10 @@ def reading_scores(folder: Path, reader, threshold: float = 0.5) -> dict:
     abstains; an abstention on an unanswerable question scores 1.
 
     Returns:
-        exact_match, f1 (all questions), has_answer_f1, no_answer_accuracy, the threshold and the count.
+        exact_match, f1 (all questions), has_answer_f1, no_answer_accuracy, the threshold and the count; and
+        two figures that no threshold sets: span_f1, the F1 of the reader's span on the answerable questions
+        as if it always answered, and answerability_auc, how well its probability ranks the answerable
+        questions above the unanswerable ones.
     """
     docs = {d["doc_id"]: d["paragraphs"] for d in _read_jsonl(folder / "docs.jsonl")}
     questions = _read_jsonl(folder / "questions.jsonl")
@@ -230,16 +233,23 @@ def reading_scores(folder: Path, reader, threshold: float = 0.5) -> dict:
     readings = []
     for at in range(0, len(pairs), 64):
         readings += reader.read_pairs(pairs[at:at + 64])
-    em, f1, has_f1, no_right = [], [], [], []
+    em, f1, has_f1, no_right, span_f1 = [], [], [], [], []
     for q, (_, paragraph), r in zip(questions, pairs, readings):
         prediction = paragraph[r.start:r.end] if r.answerable >= threshold else ""
         e, f = squad_em_f1(prediction, [] if q.get("unanswerable") else q["answers"])
         em.append(e)
         f1.append(f)
         (no_right if q.get("unanswerable") else has_f1).append(f)
+        if not q.get("unanswerable"):
+            span_f1.append(squad_em_f1(paragraph[r.start:r.end], q["answers"])[1])
+    probability = {True: [], False: []}
+    for q, r in zip(questions, readings):
+        probability[not q.get("unanswerable")].append(r.answerable)
     return {"questions": len(questions), "threshold": threshold, "exact_match": float(np.mean(em)),
             "f1": float(np.mean(f1)), "has_answer_f1": float(np.mean(has_f1)) if has_f1 else None,
-            "no_answer_accuracy": float(np.mean(no_right)) if no_right else None}
+            "no_answer_accuracy": float(np.mean(no_right)) if no_right else None,
+            "span_f1": float(np.mean(span_f1)) if span_f1 else None,
+            "answerability_auc": auc(probability[True], probability[False])}
 
 
 def answer_hit(text: str, answers: list[str]) -> bool:
@@ -426,14 +436,16 @@ def report(results: list[dict]) -> str:
             "The reader alone, each question read against its gold paragraph (SQuAD 2.0 scoring: an abstention "
             "on an unanswerable question scores 1; `qa.evaluation.reading_scores`):",
             "",
-            "| set | questions | exact match | F1 | F1 (answerable) | abstained (unanswerable) | answer at |",
-            "|---|---|---|---|---|---|---|",
+            "| set | questions | exact match | F1 | F1 (answerable) | abstained (unanswerable) | answer at "
+            "| span F1 if it always answered | answerability AUC |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in reading:
             g = r["ours"]["reading"]
             lines.append(
                 f"| {r['set']} | {g['questions']} | {100 * g['exact_match']:.1f} | {100 * g['f1']:.1f} | "
-                f"{100 * g['has_answer_f1']:.1f} | {_pct(g['no_answer_accuracy'])} | {g['threshold']:g} |"
+                f"{100 * g['has_answer_f1']:.1f} | {_pct(g['no_answer_accuracy'])} | {g['threshold']:g} | "
+                f"{100 * g['span_f1']:.1f} | {_pct(g['answerability_auc'])} |"
             )
     return "\n".join(lines) + "\n"
 
