@@ -158,6 +158,19 @@ class Answerer:
             return None
         return passage.start + start, passage.start + end
 
+    def around_span(self, passage: Passage, span: tuple[int, int], start: int, end: int) -> tuple[int, int]:
+        """The quote for the reader's span: the sentence(s) holding it, and with them the sentences
+        [start, end) that best match the question when the whole stays within `max_answer_words`.
+
+        The reader's sentence holds the words it found; the best-matching sentences hold the question's
+        own words, and with them the answer when the reader's span is off (docs/quality.md measures both).
+        """
+        first, last = sentences_around(passage, *span)
+        merged = min(first, start), max(last, end)
+        if len(quote(passage, *merged).split()) <= self.settings.max_answer_words:
+            return merged
+        return first, last
+
     def best_span(self, passage: Passage, evidence: Evidence, kind: str = "other", question: str = "") -> tuple[int, int]:
         """Source offsets of the sentence(s) of a paragraph that best answer the question."""
         s = self.settings
@@ -200,10 +213,9 @@ class Answerer:
                 quote_cosine = evidence.asked_cosine
                 asked = "\n".join([passage.question or "", *passage.alternates])
             else:
+                start, end = self.best_span(passage, evidence, kind, question)
                 if span is not None:
-                    start, end = sentences_around(passage, *span)
-                else:
-                    start, end = self.best_span(passage, evidence, kind, question)
+                    start, end = self.around_span(passage, span, start, end)
                 chosen = [i for i, s in enumerate(passage.sentences) if start <= s.start and s.end <= end]
                 cosines = [evidence.sentence_cosines[i] for i in chosen if i in evidence.sentence_cosines]
                 quote_cosine = max(cosines) if cosines else evidence.text_cosine
