@@ -12,6 +12,8 @@ stop it unless allowed) and alone by `qa check`.
 | a paragraph too short or too long to be useful | warning |
 | a document that produced no passage | warning |
 | an FAQ follow-up that names no FAQ, several, or itself | warning (it is left out; qa/follow_ups.py) |
+| text a reader of a page cannot see (CSS-hidden, JSON-LD pairs the page does not show or contradicts) | warning (`hidden`; the rule is in qa/readers/html.py) |
+| a document over a limit on what it unpacks to (text, passages, identical copies, a paragraph's length) | warning (`limit`) |
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Problem:
     path: str
     line: int
     severity: str  # ERROR or WARNING
-    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader, follow-up
+    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader, hidden, limit, follow-up
     message: str
 
     def __str__(self) -> str:
@@ -59,6 +61,17 @@ def _normal(text: str) -> str:
 def _place(p: Passage) -> str:
     where = f"{p.path}:{p.line}"
     return f"{where} (page {p.page})" if p.page else where
+
+
+def reader_code(message: str) -> str:
+    """The check code of a reader's warning, from its wording (readers return (line, message) pairs)."""
+    if "has no answer" in message:
+        return "empty-answer"
+    if message.startswith("hidden "):
+        return "hidden"
+    if "QA_MAX_DOC_" in message or "copies of the" in message or "is cut into" in message:
+        return "limit"
+    return "reader"
 
 
 def conflicts(problems: Iterable[Problem]) -> list[Problem]:
@@ -80,8 +93,7 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
     terms_seen: dict[frozenset[str], Passage] = {}
     for doc in documents:
         for line, message in doc.warnings:
-            code = "empty-answer" if "has no answer" in message else "reader"
-            problems.append(Problem(doc.path, line, WARNING, code, message))
+            problems.append(Problem(doc.path, line, WARNING, reader_code(message), message))
         if not doc.passages and doc.kind != "alternates":
             problems.append(Problem(doc.path, 1, WARNING, "no-passage", "no passage: the document has no text to index"))
         for p in doc.passages:

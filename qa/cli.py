@@ -104,8 +104,9 @@ def cmd_check(args) -> int:
 
     paths = settings.data_paths(args.paths)
     limit = settings.max_doc_bytes(args.max_doc_bytes)
-    documents, problems = [], []
+    documents, problems, files = [], [], 0
     for path in iter_files(paths):
+        files += 1
         try:
             documents.append(load_document(path, limit))
         except UnreadableDocumentError as exc:
@@ -115,12 +116,12 @@ def cmd_check(args) -> int:
     problems += check_documents(documents)
     failing = [p for p in problems if p.severity == "error" and not (args.allow_conflicts and p.code == "conflict")]
     if args.json:
-        print(json.dumps({"files": len(documents), "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
+        print(json.dumps({"files": files, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
     else:
         for p in problems:
             print(p)
         errors = len([p for p in problems if p.severity == "error"])
-        print(f"checked {len(documents)} files: {errors} error(s), {len(problems) - errors} warning(s)")
+        print(f"checked {files} files: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if failing else 0
 
 

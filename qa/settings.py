@@ -16,6 +16,9 @@ DEFAULT_INDEX_DIR = "index"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_QUESTION_CHARS = 2000
 DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
+# What one document may unpack to: the text a reader extracts and the passages it makes.
+DEFAULT_MAX_DOC_CHARS = 5_000_000
+DEFAULT_MAX_DOC_PASSAGES = 10_000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
@@ -41,6 +44,10 @@ SETTINGS = (
     Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
             "longest question (and history entry) accepted"),
     Setting("QA_MAX_DOC_BYTES", "--max-doc-bytes", "52428800 (50 MiB)", "largest document accepted, in bytes"),
+    Setting("QA_MAX_DOC_CHARS", "", f"{DEFAULT_MAX_DOC_CHARS:,}",
+            "most characters of text one document may unpack to; the rest is cut, with a warning"),
+    Setting("QA_MAX_DOC_PASSAGES", "", f"{DEFAULT_MAX_DOC_PASSAGES:,}",
+            "most passages one document may make; the rest are left out, with a warning"),
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
@@ -167,6 +174,26 @@ def max_doc_bytes(value: int | None = None) -> int:
         ValueError: the value is not a whole number >= 1.
     """
     return positive_int(value, "QA_MAX_DOC_BYTES", DEFAULT_MAX_DOC_BYTES, "bytes", "the maximum document size")
+
+
+def max_doc_chars(value: int | None = None) -> int:
+    """The most characters of text one document may unpack to: argument → $QA_MAX_DOC_CHARS → 5,000,000.
+
+    A 214 KB .docx can hold 50 MB of XML; this bounds what reading it costs, whatever the file's size.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_DOC_CHARS", DEFAULT_MAX_DOC_CHARS, "characters", "the maximum document text")
+
+
+def max_doc_passages(value: int | None = None) -> int:
+    """The most passages one document may make: argument → $QA_MAX_DOC_PASSAGES → 10,000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_DOC_PASSAGES", DEFAULT_MAX_DOC_PASSAGES, "passages", "the maximum passages per document")
 
 
 def host(value: str | None = None) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from qa import Bot, DocumentError, QuestionLog, settings
+from qa import Bot, QuestionLog, settings
 from qa.alternates import ADDED_FAQ_FILE, ALTERNATES_FILE
-from qa.indexing import build_index
+from qa.indexing import build_index, skipped_line
 from qa.review import Review, greedy_clusters
 
 FAQ = """id,question,answer
@@ -172,8 +172,9 @@ def test_alternates_file_joins_its_faqs_at_build_time(faq_data, tmp_path, embedd
     assert any("faq:gone" in r.message for r in caplog.records)
     assert bot.ask("Which street are you on?").citations[0].passage_id == "faq:office"
     (faq_data / ALTERNATES_FILE).write_text('{"id": "faq:office"}\n', encoding="utf-8")
-    with pytest.raises(DocumentError, match=r"alternates.jsonl:1: expected"):
-        build_index([faq_data], tmp_path / "idx", embedder)
+    manifest = build_index([faq_data], tmp_path / "idx", embedder)  # a malformed line skips the file, named
+    assert skipped_line(manifest["skipped"][0]).startswith("alternates.jsonl:1: expected")
+    assert next(p for p in Bot(tmp_path / "idx", embedder=embedder).passages if p.id == "faq:office").alternates == ()
 
 
 # --- review ------------------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ def parse_pdf(path: str, data: bytes) -> Document:
     try:
         pages = list(reader.pages)
         for number, page in enumerate(pages, start=1):
+            if out.full:
+                break  # assemble says where the text was cut
             blocks = paragraphs(page.extract_text() or "")
             for i, text in enumerate(blocks):
                 block = out.add(text)
