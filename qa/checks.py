@@ -13,6 +13,7 @@ stop it unless allowed) and alone by `qa check`.
 | a document that produced no passage | warning |
 | an FAQ follow-up that names no FAQ, several, or itself | warning (it is left out; qa/follow_ups.py) |
 | text a reader of a page cannot see (CSS-hidden, JSON-LD pairs the page does not show or contradicts) | warning (`hidden`; the rule is in qa/readers/html.py) |
+| an accepted alternate (alternates.jsonl) that repeats another FAQ's question | warning (`alternate-repeats`; the build leaves it out) |
 | a document over a limit on what it unpacks to (text, passages, identical copies, a paragraph's length) | warning (`limit`) |
 """
 
@@ -63,13 +64,28 @@ def _place(p: Passage) -> str:
     return f"{where} (page {p.page})" if p.page else where
 
 
+def _repeated_alternates(doc: Document, passages: list[Passage]) -> list[Problem]:
+    """A warning for each phrasing of `alternates.jsonl` that is another FAQ's question (the build leaves it out)."""
+    import json
+
+    from .alternates import parse_alternates, repeats
+
+    found = []
+    lines = doc.text.split("\n")
+    for faq_id, phrasing, other in repeats(passages, parse_alternates(doc.path, doc.text)):
+        line = next((n for n, text in enumerate(lines, 1) if faq_id in text and json.dumps(phrasing, ensure_ascii=False)[1:-1] in text), 1)
+        found.append(Problem(doc.path, line, WARNING, "alternate-repeats",
+                             f"{phrasing!r} is the question of FAQ {other!r}: not added as an alternate of {faq_id!r}"))
+    return found
+
+
 def reader_code(message: str) -> str:
     """The check code of a reader's warning, from its wording (readers return (line, message) pairs)."""
     if "has no answer" in message:
         return "empty-answer"
     if message.startswith("hidden "):
         return "hidden"
-    if "QA_MAX_DOC_" in message or "copies of the" in message or "is cut into" in message:
+    if any(name in message for name in ("QA_MAX_DOC_CHARS", "QA_MAX_DOC_PASSAGES", "copies of the", "is cut into")):
         return "limit"
     return "reader"
 
@@ -134,6 +150,9 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
                     f"{p.kind} of {words} words: the model reads about the first 190; split it into paragraphs",
                 ))
     passages = [p for doc in documents for p in doc.passages]
+    for doc in documents:
+        if doc.kind == "alternates":
+            problems += _repeated_alternates(doc, passages)
     for i, message in resolve_follow_ups(passages)[1]:
         problems.append(Problem(passages[i].path, passages[i].line, WARNING, "follow-up", message))
     order = {doc.path: i for i, doc in enumerate(documents)}
