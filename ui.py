@@ -9,7 +9,9 @@ so a document holding `<script>` shows it as text. The chat history lives in
 each browser session (the Chatbot value and a `gr.State`), never in this module.
 A JSON endpoint, `/ask`, returns `Answer.to_dict()` for programs; `/feedback`
 records a thumbs up or down, as the chat's own buttons do, in the question log.
-With a login and `--review`, a Review tab shows the review queue (qa/review.py).
+With logins and `--review --reviewers NAMES`, a Review tab shows the review queue
+(qa/review.py) to those logins only: every review action checks the caller's login
+on the server, so a chat user who calls a review handler by name is refused.
 
 Importing this module loads no model and reads no index; `main()` loads both
 once, before the server starts.
@@ -25,7 +27,7 @@ import json
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Collection, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -260,13 +262,17 @@ def review_rows(queue: list) -> list[list]:
     return rows
 
 
-def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Blocks:
+def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: Collection[str] = ()) -> gr.Blocks:
     """The chat page and the `/ask` and `/feedback` endpoints over `bot`, queued for concurrent users.
 
     Args:
         bot: a Bot; call `warm_up()` first so no request pays for loading.
         concurrency: requests answered at once; the rest wait in Gradio's queue.
         review: a `qa.review.Review` to show as a Review tab (only behind a login), or None.
+        reviewers: the logins that may see the Review tab and act on it; nobody else can, by any route.
+
+    Raises:
+        ValueError: a review without reviewers.
 
     Returns:
         The Gradio app, not launched (see `launch`).
@@ -437,17 +443,49 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             )
             search.change(faq_rows, search, faqs, api_name="faqs", queue=False)
         if review is not None:
-            _review_tab(review)
+            tab, show = _review_tab(review, reviewers)
+            app.load(show, None, tab, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="bot")
         gr.api(feedback, api_name="feedback", concurrency_id="bot")
     app.queue(default_concurrency_limit=concurrency)
     return app
 
 
-def _review_tab(review) -> None:
-    """The Review tab: the review queue, and per cluster: add as alternates, add a new FAQ, or dismiss."""
+def _reviewer(reviewers: frozenset[str], request: gr.Request | None) -> str:
+    """The caller's login if it may review.
 
-    def refresh(note: str = ""):
+    Raises:
+        gr.Error: it may not (no login, or a login that is not among the reviewers).
+    """
+    user = getattr(request, "username", None)
+    if not user or user not in reviewers:
+        log.warning("review action refused for %s: not a reviewer", repr(user) if user else "a caller without a login")
+        raise gr.Error("only reviewers may use the review queue", print_exception=False)
+    return user
+
+
+def _review_tab(review, reviewers: Collection[str]):
+    """The Review tab: the review queue, and per cluster: add as alternates, add a new FAQ, or dismiss.
+
+    The tab is hidden from every login but the reviewers', and each of its handlers checks the
+    caller's login on the server: hiding alone would not stop a call by name or by index.
+
+    Returns:
+        (tab, show): the tab, and the handler that shows it to a reviewer when a page loads.
+    """
+    reviewers = frozenset(reviewers)
+    if not reviewers:
+        raise ValueError("a Review tab needs reviewers: name the logins that may review (--reviewers)")
+
+    def show(request: gr.Request):
+        user = getattr(request, "username", None)
+        return gr.Tab(visible=bool(user) and user in reviewers)
+
+    def refresh(request: gr.Request):
+        _reviewer(reviewers, request)
+        return _refresh()
+
+    def _refresh(note: str = ""):
         queue = review.queue()
         choices = [(f"{n}. {_snippet(c.questions[0], 70)} ({c.count}x)", c.key) for n, c in enumerate(queue, 1)]
         first = queue[0] if queue else None
@@ -455,11 +493,13 @@ def _review_tab(review) -> None:
                 first.candidate.id if first and first.candidate else "",
                 note or f"{len(queue)} cluster(s) to review.")
 
-    def select(key: str | None) -> str:
+    def select(key: str | None, request: gr.Request) -> str:
+        _reviewer(reviewers, request)
         cluster = next((c for c in review.queue() if c.key == key), None)
         return cluster.candidate.id if cluster and cluster.candidate else ""
 
-    def act(action: str, key: str | None, faq_id: str, question: str, answer: str):
+    def act(action: str, key: str | None, faq_id: str, question: str, answer: str, request: gr.Request):
+        user = _reviewer(reviewers, request)
         try:
             if not key:
                 raise ValueError("pick a cluster first")
@@ -473,9 +513,19 @@ def _review_tab(review) -> None:
                 note = "Dismissed."
         except ValueError as exc:
             return (gr.skip(), gr.skip(), gr.skip(), f"Cannot do that: {exc}")
-        return refresh(note + " Run `qa build` to apply; the chat switches to the new index by itself.")
+        log.info("review: %s by %s", action, user)
+        return _refresh(note + " Run `qa build` to apply; the chat switches to the new index by itself.")
 
-    with gr.Tab("Review", elem_id="review-tab") as tab:
+    def accept_action(key, faq_id, question, answer, request: gr.Request):
+        return act("accept", key, faq_id, question, answer, request)
+
+    def add_action(key, faq_id, question, answer, request: gr.Request):
+        return act("add", key, faq_id, question, answer, request)
+
+    def dismiss_action(key, faq_id, question, answer, request: gr.Request):
+        return act("dismiss", key, faq_id, question, answer, request)
+
+    with gr.Tab("Review", elem_id="review-tab", visible=False) as tab:
         status = gr.Markdown(elem_id="review-status")
         table = gr.Dataframe(headers=REVIEW_HEADERS, interactive=False, wrap=True, label="Questions to review",
                              elem_id="review-queue")
@@ -495,9 +545,10 @@ def _review_tab(review) -> None:
         tab.select(refresh, None, outputs, **private)
         cluster.input(select, cluster, faq_id, **private)
         fields = [cluster, faq_id, new_question, new_answer]
-        accept.click(functools.partial(act, "accept"), fields, outputs, **private)
-        add.click(functools.partial(act, "add"), fields, outputs, **private)
-        dismiss.click(functools.partial(act, "dismiss"), fields, outputs, **private)
+        accept.click(accept_action, fields, outputs, **private)
+        add.click(add_action, fields, outputs, **private)
+        dismiss.click(dismiss_action, fields, outputs, **private)
+    return tab, show
 
 
 def is_loopback(host: str) -> bool:
@@ -510,9 +561,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
+def exposure_warning(host: str, auth) -> str | None:
     """The warning to show when the chat would be reachable from other machines with no login, else None."""
-    if auth is not None or is_loopback(host):
+    if auth or is_loopback(host):
         return None
     return (
         f"the chat listens on {host}, reachable from other machines, with no login: "
@@ -534,11 +585,39 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def read_logins(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """The logins of a file: one USER:PASSWORD a line; blank lines and lines starting with # are skipped.
+
+    Raises:
+        ValueError: the file cannot be read, a line is not USER:PASSWORD (named by its line, the
+            password not echoed), a user appears twice, or there is no login at all.
+    """
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the logins file ({exc})") from None
+    logins: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            user, password = parse_auth(line)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+        if user in logins:
+            raise ValueError(f"{path}:{number}: the user {user!r} has a login already")
+        logins[user] = password
+    if not logins:
+        raise ValueError(f"{path}: no USER:PASSWORD line")
+    return list(logins.items())
+
+
 def launch(
     app: gr.Blocks,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    auth: tuple[str, str] | None = None,
+    auth: tuple[str, str] | list[tuple[str, str]] | None = None,
     *,
     block: bool = True,
 ) -> str:
@@ -548,7 +627,7 @@ def launch(
         app: the app from `build_app`.
         host: the address to bind; 127.0.0.1 keeps the chat on this machine.
         port: the TCP port.
-        auth: (user, password) required to open the page and call the API, or None.
+        auth: a (user, password) login, or a list of them, required to open the page and call the API; or None.
         block: False returns once the server runs (tests); True serves until interrupted.
 
     Returns:
@@ -560,7 +639,7 @@ def launch(
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=auth or None,
         share=False,
         ssr_mode=False,
         prevent_thread_lock=True,
@@ -595,10 +674,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="login to require (default: $QA_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE",
+                   help="more logins, USER:PASSWORD a line (default: $QA_AUTH_FILE); keep it readable by you only")
+    p.add_argument("--reviewers", metavar="NAMES",
+                   help="the logins, comma-separated, that may use the Review tab (default: $QA_REVIEWERS)")
     p.add_argument("--log", metavar="FILE", help="question log, or off (default: $QA_LOG or qa-log.sqlite3 beside the index)")
-    p.add_argument("--review", action="store_true", help="show the Review tab (needs --auth)")
+    p.add_argument("--review", action="store_true", help="show the Review tab to the --reviewers (needs logins)")
     p.add_argument("--data", metavar="DIR", help="where the Review tab writes (default: $QA_DATA_DIR or ./data)")
     return p
+
+
+def logins_of(args) -> list[tuple[str, str]]:
+    """Every login the chat accepts: --auth (or $QA_AUTH) and the lines of --auth-file (or $QA_AUTH_FILE).
+
+    Raises:
+        ValueError: a malformed login, or one user given twice.
+    """
+    logins = [parse_auth(settings.auth(args.auth))] if settings.auth(args.auth) else []
+    path = settings.auth_file(args.auth_file)
+    if path is not None:
+        logins += read_logins(path)
+    users = [user for user, _ in logins]
+    twice = sorted({user for user in users if users.count(user) > 1})
+    if twice:
+        raise ValueError(f"the user {twice[0]!r} has two logins (--auth and --auth-file)")
+    return logins
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -614,10 +714,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _bypass_proxy_for_loopback()
     try:
-        auth = parse_auth(settings.auth(args.auth))
+        logins = logins_of(args)
         host, port = settings.host(args.host), settings.port(args.port)
-        if args.review and auth is None:
-            raise ValueError("--review needs a login (--auth USER:PASSWORD): reviewers are not anonymous users")
+        reviewers = settings.reviewers(args.reviewers)
+        if args.review and not logins:
+            raise ValueError("--review needs a login (--auth USER:PASSWORD or --auth-file): reviewers are not anonymous users")
+        if args.review and not reviewers:
+            raise ValueError("--review needs --reviewers NAMES: the logins that may review (chat users may not)")
+        unknown = sorted(reviewers - {user for user, _ in logins})
+        if args.review and unknown:
+            raise ValueError(f"--reviewers names {', '.join(map(repr, unknown))}, which has no login")
         log_file = settings.question_log(args.log, index=args.index, default_on=True)
         bot = Bot(args.index, model=args.model, threshold=args.threshold, question_log=log_file or "off",
                   store=args.store).warm_up()
@@ -627,9 +733,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if log_file:
         log.info("questions, answers and feedback are logged in %s (--log off to stop)", log_file)
-    app = build_app(bot, review=review)
+    app = build_app(bot, review=review, reviewers=reviewers)
     try:
-        launch(app, host, port, auth)
+        url = launch(app, host, port, logins, block=False)
+        print(f"the chat is at {url} (Ctrl-C to stop)", flush=True)  # `qa serve` printed no address before
+        app.block_thread()
     except KeyboardInterrupt:  # Ctrl-C before Gradio's own wait loop took over: stop just as cleanly
         app.close()
     return 0

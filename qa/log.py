@@ -16,6 +16,7 @@ ones come (their pages are reused, so the file stops growing).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -54,6 +55,21 @@ COLUMNS = ("seq", "answer_id", "asked_at", "question", "outcome", "confidence", 
            "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id")
 
 
+def _owner_only(path: Path) -> None:
+    """Create the log file readable and writable by its owner only (0600), or make an existing one so.
+
+    It holds every question users asked. SQLite gives its -wal and -shm files the mode of
+    the database file, so new ones follow; old ones are narrowed too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if part.exists() and part.stat().st_mode & 0o077:
+                part.chmod(0o600)
+        except OSError as exc:  # not our file: reading and writing it may still work
+            log.warning("question log %s: cannot make it readable by its owner only (%s)", part, exc)
+
+
 class QuestionLog:
     """One log file, shared by the threads of one process (and safe to share between processes).
 
@@ -77,6 +93,7 @@ class QuestionLog:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(self.path)
             conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file

@@ -51,6 +51,8 @@ SETTINGS = (
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
+    Setting("QA_AUTH_FILE", "--auth-file", "none", "a file of USER:PASSWORD logins, one a line, for the web chat"),
+    Setting("QA_REVIEWERS", "--reviewers", "none", "the logins (comma-separated) that may use the Review tab"),
     Setting("QA_LOG", "--log", "web chat: qa-log.sqlite3 beside the index folder; Python: off",
             "the question log (SQLite file), or off"),
     Setting("QA_STORE", "--store", "folder", "where the index lives: folder, milvus:PATH.db (Milvus Lite) or a Milvus URI"),
@@ -216,6 +218,18 @@ def port(value: int | None = None) -> int:
 def auth(value: str | None = None) -> str | None:
     """The web chat's login as USER:PASSWORD: argument → $QA_AUTH → None (no login)."""
     return value or _env("QA_AUTH") or None
+
+
+def auth_file(value: str | None = None) -> Path | None:
+    """A file of web chat logins (USER:PASSWORD a line): argument → $QA_AUTH_FILE → None."""
+    chosen = value or _env("QA_AUTH_FILE")
+    return Path(chosen) if chosen else None
+
+
+def reviewers(value: str | None = None) -> frozenset[str]:
+    """The logins that may review, from a comma-separated list: argument → $QA_REVIEWERS → none."""
+    chosen = value if value is not None else _env("QA_REVIEWERS")
+    return frozenset(name.strip() for name in (chosen or "").split(",") if name.strip())
 
 
 LOG_FILE = "qa-log.sqlite3"
