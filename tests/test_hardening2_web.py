@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import stat
 import subprocess
 import sys
@@ -168,6 +169,8 @@ def test_10_qa_serve_prints_its_address(article_index, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
+        ready, _, _ = select.select([server.stdout], [], [], 120)  # it printed nothing before: do not wait forever
+        assert ready, "qa serve printed no line in 120 s"
         line = server.stdout.readline()
         assert line.strip() == f"the chat is at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
     finally:
