@@ -27,9 +27,12 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Collection, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio keeps timing records of the last N events (10,000 by default) for its monitoring page.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
 from starlette.middleware import Middleware  # noqa: E402
@@ -247,6 +250,100 @@ class _NoUploads:
             await send({"type": "http.response.body", "body": b"uploads are disabled: this chat takes no files\n"})
             return
         await self.app(scope, receive, send)
+
+
+class _BodyLimit:
+    """ASGI middleware that refuses a request body over `limit` bytes (413) before Gradio parses any of it.
+
+    A declared Content-Length over the limit is refused at once; a body without one
+    (chunked) is read up to the limit and refused as soon as it passes it. Before this,
+    a 5 MB question was parsed, validated, refused, and left the server 16 MB larger.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def _refuse(self, send) -> None:
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send({"type": "http.response.body",
+                    "body": f"request body over the {self.limit:,}-byte limit (QA_MAX_REQUEST_BYTES)\n".encode()})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._refuse(send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        return await self.app(scope, replayed, send)
+
+
+class _SessionSweep:
+    """ASGI middleware that forgets Gradio sessions idle for longer than `idle` seconds, every `every` seconds.
+
+    Gradio keeps each session's copy of the page's state (the chat, its suggestions)
+    until `state_session_capacity` newer sessions push it out, however old it is.
+    This drops the idle ones early; the capacity (QA_MAX_SESSIONS) bounds the rest.
+    """
+
+    def __init__(self, app, blocks: gr.Blocks, idle: float, every: float = 30.0):
+        self.app = app
+        self.blocks = blocks
+        self.idle = idle
+        self.every = every
+        self.last = time.monotonic()
+
+    async def __call__(self, scope, receive, send):
+        if time.monotonic() - self.last > self.every:
+            self.last = time.monotonic()
+            forget_idle_sessions(self.blocks, self.idle)
+        return await self.app(scope, receive, send)
+
+
+def forget_idle_sessions(blocks: gr.Blocks, idle: float) -> int:
+    """Drop the sessions of `blocks` unused for more than `idle` seconds; returns how many.
+
+    Uses Gradio's StateHolder (`session_data`, `time_last_used`, `lock`) and its queue's
+    `pending_event_ids_session` and `event_ids_to_events`: tests/test_hardening2_web.py fails if
+    a Gradio upgrade renames them.
+    """
+    import datetime
+
+    holder = blocks.state_holder
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=idle)
+    with holder.lock:
+        old = [sid for sid, used in list(holder.time_last_used.items()) if used < cutoff]
+        for sid in old:
+            holder.session_data.pop(sid, None)
+            holder.time_last_used.pop(sid, None)
+        held = set(holder.session_data)
+    # Gradio never forgets which events an API session (`/call/ask`) had, finished or not: forget
+    # those of sessions it no longer holds, once none of their events is still waiting or running.
+    queue = blocks._queue
+    for sid, events in list(queue.pending_event_ids_session.items()):
+        if sid not in held and not any(e in queue.event_ids_to_events for e in events):
+            queue.pending_event_ids_session.pop(sid, None)
+    return len(old)
+
+
+SESSION_IDLE_SECONDS = 3600  # a session unused this long is forgotten (its page starts a new one on the next ask)
 
 
 REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate", "it also answered (added on accept)"]
@@ -648,7 +745,12 @@ def launch(
         css=CSS,
         js=ARIA_JS,
         max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
-        app_kwargs={"middleware": [Middleware(_NoUploads)]},
+        state_session_capacity=settings.max_sessions(),
+        app_kwargs={"middleware": [
+            Middleware(_NoUploads),
+            Middleware(_BodyLimit, limit=settings.max_request_bytes()),
+            Middleware(_SessionSweep, blocks=app, idle=SESSION_IDLE_SECONDS),
+        ]},
     )
     log.info("the chat is ready at %s", url)
     if block:

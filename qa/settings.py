@@ -19,6 +19,8 @@ DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
 # What one document may unpack to: the text a reader extracts and the passages it makes.
 DEFAULT_MAX_DOC_CHARS = 5_000_000
 DEFAULT_MAX_DOC_PASSAGES = 10_000
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
@@ -48,6 +50,10 @@ SETTINGS = (
             "most characters of text one document may unpack to; the rest is cut, with a warning"),
     Setting("QA_MAX_DOC_PASSAGES", "", f"{DEFAULT_MAX_DOC_PASSAGES:,}",
             "most passages one document may make; the rest are left out, with a warning"),
+    Setting("QA_MAX_REQUEST_BYTES", "", "1048576 (1 MiB)",
+            "largest request body the web chat reads; larger ones are refused (413) before parsing"),
+    Setting("QA_MAX_SESSIONS", "", str(DEFAULT_MAX_SESSIONS),
+            "browser and API sessions the web chat keeps in memory; the least recently used go first"),
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
@@ -196,6 +202,24 @@ def max_doc_passages(value: int | None = None) -> int:
         ValueError: the value is not a whole number >= 1.
     """
     return positive_int(value, "QA_MAX_DOC_PASSAGES", DEFAULT_MAX_DOC_PASSAGES, "passages", "the maximum passages per document")
+
+
+def max_request_bytes(value: int | None = None) -> int:
+    """The largest request body the web chat reads: argument → $QA_MAX_REQUEST_BYTES → 1 MiB.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, "bytes", "the maximum request size")
+
+
+def max_sessions(value: int | None = None) -> int:
+    """How many sessions the web chat keeps in memory: argument → $QA_MAX_SESSIONS → 1000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, "sessions", "the maximum sessions")
 
 
 def host(value: str | None = None) -> str:

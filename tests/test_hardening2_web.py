@@ -176,3 +176,75 @@ def test_10_qa_serve_prints_its_address(article_index, tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+# ---------------------------------------------------------------------------------------------- item 3
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _api_ask(client, question: str) -> int:
+    """One raw `/gradio_api/call/ask`, as a script would call it: a new session each time; returns the status."""
+    posted = client.post("/gradio_api/call/ask", json={"data": [question, None, None]})
+    if posted.status_code != 200:
+        return posted.status_code
+    with client.stream("GET", f"/gradio_api/call/ask/{posted.json()['event_id']}") as stream:
+        assert any(line.startswith("event: complete") for line in stream.iter_lines())
+    return 200
+
+
+@pytest.mark.timeout(600)
+def test_3_server_memory_stays_flat_over_thousands_of_new_sessions(article_index):
+    """Raw API calls, each a new session, left the server larger every time; 5 MB questions were parsed first."""
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "ui.py", "--index", str(article_index), "--port", str(port), "--log", "off"],
+        cwd=ROOT, env=qa_env(GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1", QA_MAX_SESSIONS="200"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 180)
+        assert ready and "the chat is at" in server.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        clients = [httpx.Client(base_url=url, timeout=60) for _ in range(4)]
+
+        def burst(n: int) -> list[int]:
+            with ThreadPoolExecutor(4) as pool:
+                return list(pool.map(lambda i: _api_ask(clients[i % 4], "Who did Díaz-Canel meet?"), range(n)))
+
+        assert set(burst(400)) == {200}  # past QA_MAX_SESSIONS: the plateau
+        before = _rss_mb(server.pid)
+        huge = "x" * 5_000_000
+        for _ in range(10):
+            refused = clients[0].post("/gradio_api/call/ask", json={"data": [huge, None, None]})
+            assert refused.status_code == 413 and "QA_MAX_REQUEST_BYTES" in refused.text
+        assert set(burst(1600)) == {200}
+        after = _rss_mb(server.pid)
+        # Before: about 60 KB a session (96 MB for these 1,600) and 16 MB for each 5 MB question.
+        assert after - before < 12, f"RSS {before:.0f} MB -> {after:.0f} MB"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_3_idle_sessions_are_forgotten(bot):
+    import httpx
+
+    app = ui.build_app(bot)
+    url = ui.launch(app, "127.0.0.1", free_port(), block=False)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert _api_ask(client, "Who did Díaz-Canel meet?") == 200
+        assert app.state_holder.session_data and app._queue.pending_event_ids_session
+        assert ui.forget_idle_sessions(app, idle=3600) == 0 and app.state_holder.session_data
+        assert ui.forget_idle_sessions(app, idle=0) == 1
+        assert not app.state_holder.session_data and not app._queue.pending_event_ids_session
+    finally:
+        app.close()
