@@ -20,7 +20,6 @@ once, before the server starts.
 from __future__ import annotations
 
 import argparse
-import functools
 import html
 import ipaddress
 import json
@@ -346,6 +345,19 @@ def forget_idle_sessions(blocks: gr.Blocks, idle: float) -> int:
 SESSION_IDLE_SECONDS = 3600  # a session unused this long is forgotten (its page starts a new one on the next ask)
 
 
+def asker_of(request: gr.Request | None) -> str | None:
+    """Who asks, for the question log: the login, else the client's address (not the session, which
+    every API call gets anew), so that review can require more than one asker's evidence."""
+    if request is None:
+        return None
+    user = getattr(request, "username", None)
+    if user:
+        return f"login {user}"
+    client = getattr(request, "client", None)
+    host = getattr(client, "host", None)
+    return f"address {host}" if host else None
+
+
 REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate", "it also answered (added on accept)"]
 
 
@@ -391,12 +403,12 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
         buttons += [gr.Button(value="", visible=False)] * (FOLLOW_UPS - len(buttons))
         return ([f.question for f in shown], *buttons)
 
-    def respond(question: str, messages: list, asked: list[str], ids: dict):
+    def respond(question: str, messages: list, asked: list[str], ids: dict, request: gr.Request):
         if not question.strip():
             return ("", messages, asked, ids, *offer(None, asked), *follow(None))
         answer, before = None, asked
         try:
-            answer = bot.ask(question, history=asked)
+            answer = bot.ask(question, history=asked, asker=asker_of(request))
             reply = render_answer(answer)
             asked = remember(asked, question)
         except (ValueError, QAError) as exc:
@@ -411,14 +423,15 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
         """The chat's answer ids by message index, with the last message's (for thumbs up / down)."""
         return {**ids, str(len(messages) - 1): answer.answer_id} if answer is not None else ids
 
-    def pick(index: int, messages: list, pending: dict | None, ids: dict):
+    def pick(index: int, messages: list, pending: dict | None, ids: dict, request: gr.Request):
         """Answer the pending question from the suggestion the user picked, with its citation (logged as picked)."""
         if not pending or index >= len(pending["suggestions"]):
             return (messages, ids, *offer(None, []), *follow(None))
         passage_id, text = pending["suggestions"][index]
         answer = None
         try:
-            answer = bot.ask(pending["question"], history=pending["history"], choose=passage_id)
+            answer = bot.ask(pending["question"], history=pending["history"], choose=passage_id,
+                             asker=asker_of(request))
             reply = render_answer(answer)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
@@ -428,11 +441,24 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
         ]
         return (messages, answered(ids, messages, answer), *offer(None, []), *follow(answer))
 
-    def ask_follow_up(index: int, messages: list, asked: list[str], ids: dict, offered: list[str]):
+    def ask_follow_up(index: int, messages: list, asked: list[str], ids: dict, offered: list[str],
+                      request: gr.Request):
         """Ask the follow-up FAQ the user clicked, read right after the answer that offered it."""
         if index >= len(offered or []):
             return ("", messages, asked, ids, *offer(None, asked), *follow(None))
-        return respond(offered[index], messages, asked, ids)
+        return respond(offered[index], messages, asked, ids, request)
+
+    # Handlers, not functools.partial: Gradio passes gr.Request only to a function whose own
+    # signature asks for it (it warned on, and miscounted, the partials' arguments).
+    def picker(index: int):
+        def picked(messages: list, pending: dict | None, ids: dict, request: gr.Request):
+            return pick(index, messages, pending, ids, request)
+        return picked
+
+    def follower(index: int):
+        def followed(messages: list, asked: list[str], ids: dict, offered: list[str], request: gr.Request):
+            return ask_follow_up(index, messages, asked, ids, offered, request)
+        return followed
 
     def like(ids: dict, event: gr.LikeData) -> None:
         """A thumb on a reply: recorded in the question log (an undone thumb records nothing)."""
@@ -448,7 +474,8 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def ask(question: str, history: list[str] | None = None, choose: str | None = None) -> str:
+    def ask(question: str, history: list[str] | None = None, choose: str | None = None,
+            request: gr.Request = None) -> str:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON.
 
         `choose`, a suggestion's `passage_id` from an earlier reply, answers from that passage.
@@ -461,7 +488,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
             message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
         else:
             try:
-                answer = bot.ask(question, history=history or [], choose=choose or None)
+                answer = bot.ask(question, history=history or [], choose=choose or None, asker=asker_of(request))
                 return json.dumps(answer.to_dict(), ensure_ascii=False)
             except (ValueError, QAError) as exc:
                 message = str(exc)
@@ -517,10 +544,10 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: 
                 respond, [question, chatbot, asked, ids], replies, **chat
             )
             for i, button in enumerate(choices):
-                button.click(functools.partial(pick, i), [chatbot, pending, ids],
+                button.click(picker(i), [chatbot, pending, ids],
                              [chatbot, ids, pending, *choices, offered, *follow_ups], **chat)
             for i, button in enumerate(follow_ups):
-                button.click(functools.partial(ask_follow_up, i), [chatbot, asked, ids, offered], replies, **chat)
+                button.click(follower(i), [chatbot, asked, ids, offered], replies, **chat)
             chatbot.like(like, ids, None, queue=False, api_visibility="private")
             hidden = [gr.Button(visible=False)] * SUGGESTIONS
             none_offered = ([], *[gr.Button(visible=False)] * FOLLOW_UPS)

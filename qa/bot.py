@@ -359,6 +359,7 @@ class Bot:
         history: Sequence[str] | None = None,
         threshold: float | None = None,
         choose: str | None = None,
+        asker: str | None = None,
     ) -> Answer:
         """Answer one question from the documents.
 
@@ -371,6 +372,8 @@ class Bot:
                 (qa/follow_ups.py).
             threshold: overrides the answer threshold for this call.
             choose: the `passage_id` of a suggestion the user picked: answer from that passage.
+            asker: who asks (a login, an address), logged so that review needs several askers'
+                evidence before a pick or a thumbs-down decides a candidate; None: unknown.
 
         Returns:
             An Answer: a verbatim quote with its citation, suggestions ("did you mean…?"), or an abstention.
@@ -378,7 +381,7 @@ class Bot:
         Raises:
             ValueError: an empty or over-long question, k < 1, or a `choose` that is not a candidate.
         """
-        return self.ask_many([question], k, history=history, threshold=threshold, choose=choose)[0]
+        return self.ask_many([question], k, history=history, threshold=threshold, choose=choose, asker=asker)[0]
 
     def ask_many(
         self,
@@ -388,6 +391,7 @@ class Bot:
         history: Sequence[str] | None = None,
         threshold: float | None = None,
         choose: str | None = None,
+        asker: str | None = None,
     ) -> list[Answer]:
         """Answer several questions: faster than `ask` one by one (embedded in batches, searched together).
 
@@ -421,7 +425,7 @@ class Bot:
         if self.question_log is not None:
             build = retriever.index.manifest["build_id"]
             for answer in answers:
-                self.question_log.record(answer, chosen=choose, build_id=build)
+                self.question_log.record(answer, chosen=choose, build_id=build, asker=asker)
         return answers
 
     def _answer(self, text: str, results: list, threshold: float | None, choose: str | None) -> Answer:

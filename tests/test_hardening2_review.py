@@ -89,3 +89,30 @@ def test_7_review_neutralises_formula_cells(faq_index, faq_data, embedder, tmp_p
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
     passage = load_document(faq_data / ADDED_FAQ_FILE).passages[0]
     assert passage.text == "'-Cards are accepted at the front desk."
+
+
+def test_8_one_askers_picks_do_not_set_a_candidate_two_askers_do(faq_index, faq_data, embedder, tmp_path):
+    """One pick (or one thumbs-down) set a cluster's candidate: one user could point it anywhere offered."""
+    unsure = logged_bot(faq_index, embedder, tmp_path, threshold=1.0)
+    question = "Is the office open on Saturday?"
+    shown = unsure.ask(question)
+    first = shown.passages[0].passage.id
+    other = next(s.passage_id for s in shown.suggestions if s.passage_id != first)
+    for _ in range(3):
+        unsure.ask(question, choose=other, asker="address 10.0.0.66")
+    review = Review(unsure, unsure.question_log, faq_data)
+    assert review.queue()[0].candidate.id == first  # the bot's own guess, not one asker's pick
+    unsure.ask(question, choose=other, asker="login ann")
+    assert review.queue()[0].candidate.id == other  # two askers agree
+
+
+def test_8_one_askers_thumbs_down_does_not_redirect_a_candidate(faq_index, faq_data, embedder, tmp_path):
+    bot = logged_bot(faq_index, embedder, tmp_path)
+    answer = bot.ask("Where exactly is your office?", asker="login mallory")
+    assert answer.answered
+    bot.feedback(answer.answer_id, False)
+    review = Review(bot, bot.question_log, faq_data)
+    assert review.queue()[0].candidate is None  # before: the next retrieved passage, on one user's word
+    again = bot.ask("Where exactly is your office?", asker="login ann")
+    bot.feedback(again.answer_id, False)
+    assert review.queue()[0].candidate.id == answer.passages[1].passage.id

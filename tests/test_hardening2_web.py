@@ -248,3 +248,44 @@ def test_3_idle_sessions_are_forgotten(bot):
         assert not app.state_holder.session_data and not app._queue.pending_event_ids_session
     finally:
         app.close()
+
+
+def test_8_the_chat_logs_who_asked_by_login(two_roles):
+    app, url, bot, _ = two_roles
+    reply = Caller(app, url, CHAT_USER).call("ask", ["Where is the office?", None, None])
+    assert reply["success"]
+    assert bot.question_log.rows()[-1]["asker"] == "login ann"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_8_a_suggestion_clicked_in_the_page_answers_and_is_logged_with_its_asker(tmp_path, embedder):
+    from playwright.sync_api import sync_playwright
+
+    from .test_browser import REPLY, ask
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "faq.csv").write_text(FAQ, encoding="utf-8")
+    build_index([data], tmp_path / "index", embedder)
+    bot = Bot(tmp_path / "index", embedder=embedder, threshold=1.0, question_log=tmp_path / "log.sqlite3").warm_up()
+    app = ui.build_app(bot)
+    url = ui.launch(app, "127.0.0.1", free_port(), block=False)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            page = browser.new_page()
+            page.goto(url, wait_until="load")
+            page.wait_for_selector("#question textarea")
+            ask(page, "Is the office open on Saturday?")
+            page.wait_for_selector("#suggestion-2", state="visible")
+            before = page.locator(REPLY).count()
+            page.click("#suggestion-2")
+            page.wait_for_function("([s, n]) => document.querySelectorAll(s).length > n", arg=[REPLY, before])
+            assert page.locator(REPLY).nth(before).locator(".qa-quote").count() == 1
+            browser.close()
+    finally:
+        app.close()
+    rows = bot.question_log.rows()
+    assert [r["chosen"] is not None for r in rows] == [False, True]
+    assert {r["asker"] for r in rows} == {"address 127.0.0.1"}
