@@ -610,7 +610,10 @@ def _review_tab(review, reviewers: Collection[str]):
         return _refresh()
 
     def _refresh(note: str = ""):
-        queue = review.queue()
+        try:
+            queue = review.queue()
+        except ValueError as exc:  # a damaged question log: a message in the tab, not an "Error" badge
+            return (gr.skip(), gr.skip(), gr.skip(), f"Cannot show the review queue: {exc}")
         choices = [(f"{n}. {_snippet(c.questions[0], 70)} ({c.count}x)", c.key) for n, c in enumerate(queue, 1)]
         first = queue[0] if queue else None
         return (review_rows(queue), gr.Dropdown(choices=choices, value=first.key if first else None),
@@ -619,7 +622,10 @@ def _review_tab(review, reviewers: Collection[str]):
 
     def select(key: str | None, request: gr.Request) -> str:
         _reviewer(reviewers, request)
-        cluster = next((c for c in review.queue() if c.key == key), None)
+        try:
+            cluster = next((c for c in review.queue() if c.key == key), None)
+        except ValueError:
+            return gr.skip()
         return cluster.candidate.id if cluster and cluster.candidate else ""
 
     def act(action: str, key: str | None, faq_id: str, question: str, answer: str, request: gr.Request):
@@ -773,6 +779,10 @@ def launch(
         js=ARIA_JS,
         max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
         state_session_capacity=settings.max_sessions(),
+        # An offline app needs no run history (a "Runs" page offering to "connect a bucket") and no
+        # /monitoring page, which answered without a login and logged its token URL.
+        run_history=False,
+        enable_monitoring=False,
         app_kwargs={"middleware": [
             Middleware(_NoUploads),
             Middleware(_BodyLimit, limit=settings.max_request_bytes()),

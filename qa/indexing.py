@@ -405,6 +405,11 @@ def build_index(
 
     started = time.perf_counter()
     folder = Path(folder)
+    if any(Path(p).resolve() == folder.resolve() for p in paths):
+        # The build would write its index among the documents, and the next build would skip the
+        # whole folder as an index folder.
+        raise ValueError(f"the index folder {folder} is also a folder of documents to index; "
+                         "put the index beside the documents (e.g. --index index)")
     spec = parse_store(store)
     milvus = milvus_store(spec, folder) if spec.kind == "milvus" else None
     ray = settings.ray_address(ray)

@@ -31,6 +31,7 @@ cluster's log rows reviewed; nothing touches the index, which the next
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,11 +148,24 @@ class Review:
         self.data_dir = Path(data_dir)
         self.threshold = threshold
 
+    def _open_rows(self) -> list[dict]:
+        """The log's open rows.
+
+        Raises:
+            ValueError: the log cannot be read (damaged, not a log), in one line naming the file: the
+                CLI and the Review tab show it as such, not as a traceback.
+        """
+        try:
+            return self.log.rows(open_only=True)
+        except sqlite3.Error as exc:
+            raise ValueError(f"cannot read the question log {self.log.path} ({exc}); "
+                             "move it aside and the chat starts a new one") from None
+
     def answered_well(self) -> dict[str, list[dict]]:
         """{passage id: the open log rows it answered that need no review (confident, not marked unhelpful)}."""
         answer_at = self.bot.answer_settings.answer_at
         out: dict[str, list[dict]] = {}
-        for row in self.log.rows(open_only=True):
+        for row in self._open_rows():
             if row["outcome"] == "answered" and row["passage_id"] and not reasons_of(row, answer_at):
                 out.setdefault(row["passage_id"], []).append(row)
         return out
@@ -159,7 +173,7 @@ class Review:
     def queue(self) -> list[Cluster]:
         """The open clusters, most asked first."""
         answer_at = self.bot.answer_settings.answer_at
-        rows = [(row, reasons) for row in self.log.rows(open_only=True) if (reasons := reasons_of(row, answer_at))]
+        rows = [(row, reasons) for row in self._open_rows() if (reasons := reasons_of(row, answer_at))]
         if not rows:
             return []
         answered_well = self.answered_well()

@@ -336,3 +336,40 @@ def test_10_qa_check_counts_every_file_it_checked(tmp_path, capsys):
     (tmp_path / "binary.txt").write_bytes(b"\0\1\2")
     cli_main(["check", str(tmp_path)])
     assert "checked 7 files: 1 error(s)" in capsys.readouterr().out
+
+
+def test_10_a_pdf_titled_untitled_is_named_by_its_file(tmp_path):
+    """PDF titles came from junk metadata ("untitled", "Microsoft Word - x.docx")."""
+    for junk in ("untitled", "Microsoft Word - draft3.docx"):
+        path = write_pdf(tmp_path / "boiler-manual.pdf", title=junk)
+        assert load_document(path).title == "Boiler Manual"
+    assert load_document(write_pdf(tmp_path / "x.pdf", title="Boiler service guide")).title == "Boiler service guide"
+
+
+def test_10_an_index_folder_that_is_the_data_folder_is_refused(tmp_path, capsys):
+    """`--index` equal to the data folder wrote the index among the documents and broke the next build."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.md").write_text("# Notes\n\nThe office opens at nine on weekdays.\n")
+    assert cli_main(["build", str(data), "--index", str(data), "-q"]) == 2
+    assert "the index folder" in capsys.readouterr().err and sorted(p.name for p in data.iterdir()) == ["notes.md"]
+
+
+def test_10_file_names_with_escape_sequences_reach_the_terminal_escaped(tmp_path):
+    """File names holding ESC sequences were printed raw by build logs (a name can retitle or clear a terminal)."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    from .rel_support import qa_env
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.md").write_text("# Notes\n\nThe office opens at nine on weekdays.\n")
+    (data / "bad\x1b]0;owned\x07.csv").write_text("question,answer\nq,a,extra\n")
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "build", str(data), "--index", str(tmp_path / "index"), "-q"],
+                         cwd=ROOT, env=qa_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "\x1b" not in run.stdout + run.stderr and "\x07" not in run.stdout + run.stderr
+    assert "bad\\x1b]0;owned\\x07.csv:2: expected 2 fields, got 3" in run.stdout
+    assert "bad\\x1b]0;owned\\x07.csv:2: expected 2 fields" in run.stderr

@@ -116,3 +116,12 @@ def test_8_one_askers_thumbs_down_does_not_redirect_a_candidate(faq_index, faq_d
     again = bot.ask("Where exactly is your office?", asker="login ann")
     bot.feedback(again.answer_id, False)
     assert review.queue()[0].candidate.id == answer.passages[1].passage.id
+
+
+def test_10_a_damaged_question_log_is_one_line_in_qa_review(faq_index, faq_data, tmp_path, capsys):
+    """A damaged log gave a raw traceback in `qa review` (and "Error" badges in the Review tab)."""
+    damaged = tmp_path / "damaged.sqlite3"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\x17" * 4000)
+    assert cli_main(["review", "--index", str(faq_index), "--log", str(damaged), "--data", str(faq_data)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot read the question log {damaged} (")

@@ -289,3 +289,11 @@ def test_8_a_suggestion_clicked_in_the_page_answers_and_is_logged_with_its_asker
     rows = bot.question_log.rows()
     assert [r["chosen"] is not None for r in rows] == [False, True]
     assert {r["asker"] for r in rows} == {"address 127.0.0.1"}
+
+
+def test_10_run_history_and_the_monitoring_page_are_off(two_roles):
+    """Gradio's "Runs" page ("Connect a bucket") and an unauthenticated /monitoring were on in an offline app."""
+    app, url, _, _ = two_roles
+    assert app.config["run_history"] is False
+    monitoring = Caller(app, url, REVIEWER).client.get("/monitoring")
+    assert monitoring.status_code == 403 and "not enabled" in monitoring.text

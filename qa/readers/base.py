@@ -71,14 +71,38 @@ def passage_id(path: str, kind: str, text: str, seen: dict[str, int]) -> str:
     return base if seen[base] == 1 else f"{base}-{seen[base]}"
 
 
+def _utf16(raw: bytes) -> str | None:
+    """The UTF-16 encoding of `raw`, by its byte-order mark or (without one) by NULs in every other byte; else None.
+
+    Windows tools (PowerShell, Notepad's "Unicode") write UTF-16, whose NUL bytes made such files look binary.
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    sample = raw[:4096]
+    if len(sample) >= 8 and len(sample) % 2 == 0:
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        if odd >= 0.9 * len(sample) // 2 and even == 0:
+            return "utf-16-le"
+        if even >= 0.9 * len(sample) // 2 and odd == 0:
+            return "utf-16-be"
+    return None
+
+
 def decode_text(path: str, raw: bytes) -> str:
-    """A text file's bytes as UTF-8; undecodable bytes become U+FFFD with a warning.
+    """A text file's bytes as text: UTF-8, UTF-16 (by its mark or its NULs) or Windows-1252, with a warning for
+    the last; bytes none of them decodes become U+FFFD with a warning.
 
     Raises:
         UnreadableDocumentError: the bytes are not text (a NUL byte, or mostly undecodable).
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    encoding = _utf16(raw)
+    if encoding is not None:
+        try:
+            return raw.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: judged as bytes below
     nul = raw.find(b"\0")
     if nul >= 0:
         line = raw[:nul].count(b"\n") + 1
@@ -88,6 +112,14 @@ def decode_text(path: str, raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         text = raw.decode("utf-8", errors="replace")
+    try:
+        # Windows-1252 decodes all but five bytes; mostly ASCII with a few accents reads as Western text.
+        western = raw.decode("cp1252")
+        if sum(ord(c) > 127 for c in western) <= MAX_REPLACEMENT_SHARE * len(western):
+            log.warning("%s:%d: not valid UTF-8; read as Windows-1252 (cp1252)", path, line)
+            return western
+    except UnicodeDecodeError:
+        pass
     share = text.count("\ufffd") / max(1, len(text))
     if share >= MAX_REPLACEMENT_SHARE:
         raise UnreadableDocumentError(
