@@ -9,7 +9,9 @@ so a document holding `<script>` shows it as text. The chat history lives in
 each browser session (the Chatbot value and a `gr.State`), never in this module.
 A JSON endpoint, `/ask`, returns `Answer.to_dict()` for programs; `/feedback`
 records a thumbs up or down, as the chat's own buttons do, in the question log.
-With a login and `--review`, a Review tab shows the review queue (qa/review.py).
+With logins and `--review --reviewers NAMES`, a Review tab shows the review queue
+(qa/review.py) to those logins only: every review action checks the caller's login
+on the server, so a chat user who calls a review handler by name is refused.
 
 Importing this module loads no model and reads no index; `main()` loads both
 once, before the server starts.
@@ -18,16 +20,18 @@ once, before the server starts.
 from __future__ import annotations
 
 import argparse
-import functools
 import html
 import ipaddress
 import json
 import logging
 import os
 import sys
-from typing import Sequence
+import time
+from typing import Collection, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio keeps timing records of the last N events (10,000 by default) for its monitoring page.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
 
 import gradio as gr  # noqa: E402  (after the analytics switch, which Gradio reads at import)
 from starlette.middleware import Middleware  # noqa: E402
@@ -258,6 +262,113 @@ class _NoUploads:
         await self.app(scope, receive, send)
 
 
+class _BodyLimit:
+    """ASGI middleware that refuses a request body over `limit` bytes (413) before Gradio parses any of it.
+
+    A declared Content-Length over the limit is refused at once; a body without one
+    (chunked) is read up to the limit and refused as soon as it passes it. Before this,
+    a 5 MB question was parsed, validated, refused, and left the server 16 MB larger.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def _refuse(self, send) -> None:
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send({"type": "http.response.body",
+                    "body": f"request body over the {self.limit:,}-byte limit (QA_MAX_REQUEST_BYTES)\n".encode()})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._refuse(send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        return await self.app(scope, replayed, send)
+
+
+class _SessionSweep:
+    """ASGI middleware that forgets Gradio sessions idle for longer than `idle` seconds, every `every` seconds.
+
+    Gradio keeps each session's copy of the page's state (the chat, its suggestions)
+    until `state_session_capacity` newer sessions push it out, however old it is.
+    This drops the idle ones early; the capacity (QA_MAX_SESSIONS) bounds the rest.
+    """
+
+    def __init__(self, app, blocks: gr.Blocks, idle: float, every: float = 30.0):
+        self.app = app
+        self.blocks = blocks
+        self.idle = idle
+        self.every = every
+        self.last = time.monotonic()
+
+    async def __call__(self, scope, receive, send):
+        if time.monotonic() - self.last > self.every:
+            self.last = time.monotonic()
+            forget_idle_sessions(self.blocks, self.idle)
+        return await self.app(scope, receive, send)
+
+
+def forget_idle_sessions(blocks: gr.Blocks, idle: float) -> int:
+    """Drop the sessions of `blocks` unused for more than `idle` seconds; returns how many.
+
+    Uses Gradio's StateHolder (`session_data`, `time_last_used`, `lock`) and its queue's
+    `pending_event_ids_session` and `event_ids_to_events`: tests/test_hardening2_web.py fails if
+    a Gradio upgrade renames them.
+    """
+    import datetime
+
+    holder = blocks.state_holder
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=idle)
+    with holder.lock:
+        old = [sid for sid, used in list(holder.time_last_used.items()) if used < cutoff]
+        for sid in old:
+            holder.session_data.pop(sid, None)
+            holder.time_last_used.pop(sid, None)
+        held = set(holder.session_data)
+    # Gradio never forgets which events an API session (`/call/ask`) had, finished or not: forget
+    # those of sessions it no longer holds, once none of their events is still waiting or running.
+    queue = blocks._queue
+    for sid, events in list(queue.pending_event_ids_session.items()):
+        if sid not in held and not any(e in queue.event_ids_to_events for e in events):
+            queue.pending_event_ids_session.pop(sid, None)
+    return len(old)
+
+
+SESSION_IDLE_SECONDS = 3600  # a session unused this long is forgotten (its page starts a new one on the next ask)
+
+
+def asker_of(request: gr.Request | None) -> str | None:
+    """Who asks, for the question log: the login, else the client's address (not the session, which
+    every API call gets anew), so that review can require more than one asker's evidence."""
+    if request is None:
+        return None
+    user = getattr(request, "username", None)
+    if user:
+        return f"login {user}"
+    client = getattr(request, "client", None)
+    host = getattr(client, "host", None)
+    return f"address {host}" if host else None
+
+
 REVIEW_HEADERS = ["#", "asked", "questions", "why", "best candidate", "it also answered (added on accept)"]
 
 
@@ -271,13 +382,17 @@ def review_rows(queue: list) -> list[list]:
     return rows
 
 
-def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Blocks:
+def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None, reviewers: Collection[str] = ()) -> gr.Blocks:
     """The chat page and the `/ask` and `/feedback` endpoints over `bot`, queued for concurrent users.
 
     Args:
         bot: a Bot; call `warm_up()` first so no request pays for loading.
         concurrency: requests answered at once; the rest wait in Gradio's queue.
         review: a `qa.review.Review` to show as a Review tab (only behind a login), or None.
+        reviewers: the logins that may see the Review tab and act on it; nobody else can, by any route.
+
+    Raises:
+        ValueError: a review without reviewers.
 
     Returns:
         The Gradio app, not launched (see `launch`).
@@ -299,12 +414,12 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
         buttons += [gr.Button(value="", visible=False)] * (FOLLOW_UPS - len(buttons))
         return ([f.question for f in shown], *buttons)
 
-    def respond(question: str, messages: list, asked: list[str], ids: dict):
+    def respond(question: str, messages: list, asked: list[str], ids: dict, request: gr.Request):
         if not question.strip():
             return ("", messages, asked, ids, *offer(None, asked), *follow(None))
         answer, before = None, asked
         try:
-            answer = bot.ask(question, history=asked)
+            answer = bot.ask(question, history=asked, asker=asker_of(request))
             reply = render_answer(answer)
             asked = remember(asked, question)
         except (ValueError, QAError) as exc:
@@ -319,14 +434,15 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
         """The chat's answer ids by message index, with the last message's (for thumbs up / down)."""
         return {**ids, str(len(messages) - 1): answer.answer_id} if answer is not None else ids
 
-    def pick(index: int, messages: list, pending: dict | None, ids: dict):
+    def pick(index: int, messages: list, pending: dict | None, ids: dict, request: gr.Request):
         """Answer the pending question from the suggestion the user picked, with its citation (logged as picked)."""
         if not pending or index >= len(pending["suggestions"]):
             return (messages, ids, *offer(None, []), *follow(None))
         passage_id, text = pending["suggestions"][index]
         answer = None
         try:
-            answer = bot.ask(pending["question"], history=pending["history"], choose=passage_id)
+            answer = bot.ask(pending["question"], history=pending["history"], choose=passage_id,
+                             asker=asker_of(request))
             reply = render_answer(answer)
         except (ValueError, QAError) as exc:
             reply = render_error(exc)
@@ -336,11 +452,24 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
         ]
         return (messages, answered(ids, messages, answer), *offer(None, []), *follow(answer))
 
-    def ask_follow_up(index: int, messages: list, asked: list[str], ids: dict, offered: list[str]):
+    def ask_follow_up(index: int, messages: list, asked: list[str], ids: dict, offered: list[str],
+                      request: gr.Request):
         """Ask the follow-up FAQ the user clicked, read right after the answer that offered it."""
         if index >= len(offered or []):
             return ("", messages, asked, ids, *offer(None, asked), *follow(None))
-        return respond(offered[index], messages, asked, ids)
+        return respond(offered[index], messages, asked, ids, request)
+
+    # Handlers, not functools.partial: Gradio passes gr.Request only to a function whose own
+    # signature asks for it (it warned on, and miscounted, the partials' arguments).
+    def picker(index: int):
+        def picked(messages: list, pending: dict | None, ids: dict, request: gr.Request):
+            return pick(index, messages, pending, ids, request)
+        return picked
+
+    def follower(index: int):
+        def followed(messages: list, asked: list[str], ids: dict, offered: list[str], request: gr.Request):
+            return ask_follow_up(index, messages, asked, ids, offered, request)
+        return followed
 
     def like(ids: dict, event: gr.LikeData) -> None:
         """A thumb on a reply: recorded in the question log (an undone thumb records nothing)."""
@@ -356,7 +485,8 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def ask(question: str, history: list[str] | None = None, choose: str | None = None) -> str:
+    def ask(question: str, history: list[str] | None = None, choose: str | None = None,
+            request: gr.Request = None) -> str:
         """Answer `question` (earlier questions of the conversation in `history`, oldest first) as Answer JSON.
 
         `choose`, a suggestion's `passage_id` from an earlier reply, answers from that passage.
@@ -369,7 +499,7 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             message = f"history must be a list of earlier questions (strings), got {history!r:.80}"
         else:
             try:
-                answer = bot.ask(question, history=history or [], choose=choose or None)
+                answer = bot.ask(question, history=history or [], choose=choose or None, asker=asker_of(request))
                 return json.dumps(answer.to_dict(), ensure_ascii=False)
             except (ValueError, QAError) as exc:
                 message = str(exc)
@@ -425,10 +555,10 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
                 respond, [question, chatbot, asked, ids], replies, **chat
             )
             for i, button in enumerate(choices):
-                button.click(functools.partial(pick, i), [chatbot, pending, ids],
+                button.click(picker(i), [chatbot, pending, ids],
                              [chatbot, ids, pending, *choices, offered, *follow_ups], **chat)
             for i, button in enumerate(follow_ups):
-                button.click(functools.partial(ask_follow_up, i), [chatbot, asked, ids, offered], replies, **chat)
+                button.click(follower(i), [chatbot, asked, ids, offered], replies, **chat)
             chatbot.like(like, ids, None, queue=False, api_visibility="private")
             hidden = [gr.Button(visible=False)] * SUGGESTIONS
             none_offered = ([], *[gr.Button(visible=False)] * FOLLOW_UPS)
@@ -448,29 +578,69 @@ def build_app(bot: Bot, concurrency: int = CONCURRENCY, review=None) -> gr.Block
             )
             search.change(faq_rows, search, faqs, api_name="faqs", queue=False)
         if review is not None:
-            _review_tab(review)
+            tab, show = _review_tab(review, reviewers)
+            app.load(show, None, tab, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="bot")
         gr.api(feedback, api_name="feedback", concurrency_id="bot")
     app.queue(default_concurrency_limit=concurrency)
     return app
 
 
-def _review_tab(review) -> None:
-    """The Review tab: the review queue, and per cluster: add as alternates, add a new FAQ, or dismiss."""
+def _reviewer(reviewers: frozenset[str], request: gr.Request | None) -> str:
+    """The caller's login if it may review.
 
-    def refresh(note: str = ""):
-        queue = review.queue()
+    Raises:
+        gr.Error: it may not (no login, or a login that is not among the reviewers).
+    """
+    user = getattr(request, "username", None)
+    if not user or user not in reviewers:
+        log.warning("review action refused for %s: not a reviewer", repr(user) if user else "a caller without a login")
+        raise gr.Error("only reviewers may use the review queue", print_exception=False)
+    return user
+
+
+def _review_tab(review, reviewers: Collection[str]):
+    """The Review tab: the review queue, and per cluster: add as alternates, add a new FAQ, or dismiss.
+
+    The tab is hidden from every login but the reviewers', and each of its handlers checks the
+    caller's login on the server: hiding alone would not stop a call by name or by index.
+
+    Returns:
+        (tab, show): the tab, and the handler that shows it to a reviewer when a page loads.
+    """
+    reviewers = frozenset(reviewers)
+    if not reviewers:
+        raise ValueError("a Review tab needs reviewers: name the logins that may review (--reviewers)")
+
+    def show(request: gr.Request):
+        user = getattr(request, "username", None)
+        return gr.Tab(visible=bool(user) and user in reviewers)
+
+    def refresh(request: gr.Request):
+        _reviewer(reviewers, request)
+        return _refresh()
+
+    def _refresh(note: str = ""):
+        try:
+            queue = review.queue()
+        except ValueError as exc:  # a damaged question log: a message in the tab, not an "Error" badge
+            return (gr.skip(), gr.skip(), gr.skip(), f"Cannot show the review queue: {exc}")
         choices = [(f"{n}. {_snippet(c.questions[0], 70)} ({c.count}x)", c.key) for n, c in enumerate(queue, 1)]
         first = queue[0] if queue else None
         return (review_rows(queue), gr.Dropdown(choices=choices, value=first.key if first else None),
                 first.candidate.id if first and first.candidate else "",
                 note or f"{len(queue)} cluster(s) to review.")
 
-    def select(key: str | None) -> str:
-        cluster = next((c for c in review.queue() if c.key == key), None)
+    def select(key: str | None, request: gr.Request) -> str:
+        _reviewer(reviewers, request)
+        try:
+            cluster = next((c for c in review.queue() if c.key == key), None)
+        except ValueError:
+            return gr.skip()
         return cluster.candidate.id if cluster and cluster.candidate else ""
 
-    def act(action: str, key: str | None, faq_id: str, question: str, answer: str):
+    def act(action: str, key: str | None, faq_id: str, question: str, answer: str, request: gr.Request):
+        user = _reviewer(reviewers, request)
         try:
             if not key:
                 raise ValueError("pick a cluster first")
@@ -484,9 +654,19 @@ def _review_tab(review) -> None:
                 note = "Dismissed."
         except ValueError as exc:
             return (gr.skip(), gr.skip(), gr.skip(), f"Cannot do that: {exc}")
-        return refresh(note + " Run `qa build` to apply; the chat switches to the new index by itself.")
+        log.info("review: %s by %s", action, user)
+        return _refresh(note + " Run `qa build` to apply; the chat switches to the new index by itself.")
 
-    with gr.Tab("Review", elem_id="review-tab") as tab:
+    def accept_action(key, faq_id, question, answer, request: gr.Request):
+        return act("accept", key, faq_id, question, answer, request)
+
+    def add_action(key, faq_id, question, answer, request: gr.Request):
+        return act("add", key, faq_id, question, answer, request)
+
+    def dismiss_action(key, faq_id, question, answer, request: gr.Request):
+        return act("dismiss", key, faq_id, question, answer, request)
+
+    with gr.Tab("Review", elem_id="review-tab", visible=False) as tab:
         status = gr.Markdown(elem_id="review-status")
         table = gr.Dataframe(headers=REVIEW_HEADERS, interactive=False, wrap=True, label="Questions to review",
                              elem_id="review-queue")
@@ -506,9 +686,10 @@ def _review_tab(review) -> None:
         tab.select(refresh, None, outputs, **private)
         cluster.input(select, cluster, faq_id, **private)
         fields = [cluster, faq_id, new_question, new_answer]
-        accept.click(functools.partial(act, "accept"), fields, outputs, **private)
-        add.click(functools.partial(act, "add"), fields, outputs, **private)
-        dismiss.click(functools.partial(act, "dismiss"), fields, outputs, **private)
+        accept.click(accept_action, fields, outputs, **private)
+        add.click(add_action, fields, outputs, **private)
+        dismiss.click(dismiss_action, fields, outputs, **private)
+    return tab, show
 
 
 def is_loopback(host: str) -> bool:
@@ -521,9 +702,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
+def exposure_warning(host: str, auth) -> str | None:
     """The warning to show when the chat would be reachable from other machines with no login, else None."""
-    if auth is not None or is_loopback(host):
+    if auth or is_loopback(host):
         return None
     return (
         f"the chat listens on {host}, reachable from other machines, with no login: "
@@ -545,11 +726,39 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def read_logins(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """The logins of a file: one USER:PASSWORD a line; blank lines and lines starting with # are skipped.
+
+    Raises:
+        ValueError: the file cannot be read, a line is not USER:PASSWORD (named by its line, the
+            password not echoed), a user appears twice, or there is no login at all.
+    """
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the logins file ({exc})") from None
+    logins: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            user, password = parse_auth(line)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+        if user in logins:
+            raise ValueError(f"{path}:{number}: the user {user!r} has a login already")
+        logins[user] = password
+    if not logins:
+        raise ValueError(f"{path}: no USER:PASSWORD line")
+    return list(logins.items())
+
+
 def launch(
     app: gr.Blocks,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    auth: tuple[str, str] | None = None,
+    auth: tuple[str, str] | list[tuple[str, str]] | None = None,
     *,
     block: bool = True,
 ) -> str:
@@ -559,7 +768,7 @@ def launch(
         app: the app from `build_app`.
         host: the address to bind; 127.0.0.1 keeps the chat on this machine.
         port: the TCP port.
-        auth: (user, password) required to open the page and call the API, or None.
+        auth: a (user, password) login, or a list of them, required to open the page and call the API; or None.
         block: False returns once the server runs (tests); True serves until interrupted.
 
     Returns:
@@ -571,7 +780,7 @@ def launch(
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=auth or None,
         share=False,
         ssr_mode=False,
         prevent_thread_lock=True,
@@ -580,7 +789,16 @@ def launch(
         css=CSS,
         js=ARIA_JS,
         max_file_size=0,  # a second lock behind _NoUploads: any upload that reached Gradio holds no bytes
-        app_kwargs={"middleware": [Middleware(_NoUploads)]},
+        state_session_capacity=settings.max_sessions(),
+        # An offline app needs no run history (a "Runs" page offering to "connect a bucket") and no
+        # /monitoring page, which answered without a login and logged its token URL.
+        run_history=False,
+        enable_monitoring=False,
+        app_kwargs={"middleware": [
+            Middleware(_NoUploads),
+            Middleware(_BodyLimit, limit=settings.max_request_bytes()),
+            Middleware(_SessionSweep, blocks=app, idle=SESSION_IDLE_SECONDS),
+        ]},
     )
     log.info("the chat is ready at %s", url)
     if block:
@@ -606,10 +824,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address (default: $QA_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="login to require (default: $QA_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE",
+                   help="more logins, USER:PASSWORD a line (default: $QA_AUTH_FILE); keep it readable by you only")
+    p.add_argument("--reviewers", metavar="NAMES",
+                   help="the logins, comma-separated, that may use the Review tab (default: $QA_REVIEWERS)")
     p.add_argument("--log", metavar="FILE", help="question log, or off (default: $QA_LOG or qa-log.sqlite3 beside the index)")
-    p.add_argument("--review", action="store_true", help="show the Review tab (needs --auth)")
+    p.add_argument("--review", action="store_true", help="show the Review tab to the --reviewers (needs logins)")
     p.add_argument("--data", metavar="DIR", help="where the Review tab writes (default: $QA_DATA_DIR or ./data)")
     return p
+
+
+def logins_of(args) -> list[tuple[str, str]]:
+    """Every login the chat accepts: --auth (or $QA_AUTH) and the lines of --auth-file (or $QA_AUTH_FILE).
+
+    Raises:
+        ValueError: a malformed login, or one user given twice.
+    """
+    logins = [parse_auth(settings.auth(args.auth))] if settings.auth(args.auth) else []
+    path = settings.auth_file(args.auth_file)
+    if path is not None:
+        logins += read_logins(path)
+    users = [user for user, _ in logins]
+    twice = sorted({user for user in users if users.count(user) > 1})
+    if twice:
+        raise ValueError(f"the user {twice[0]!r} has two logins (--auth and --auth-file)")
+    return logins
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -625,10 +864,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _bypass_proxy_for_loopback()
     try:
-        auth = parse_auth(settings.auth(args.auth))
+        logins = logins_of(args)
         host, port = settings.host(args.host), settings.port(args.port)
-        if args.review and auth is None:
-            raise ValueError("--review needs a login (--auth USER:PASSWORD): reviewers are not anonymous users")
+        reviewers = settings.reviewers(args.reviewers)
+        if args.review and not logins:
+            raise ValueError("--review needs a login (--auth USER:PASSWORD or --auth-file): reviewers are not anonymous users")
+        if args.review and not reviewers:
+            raise ValueError("--review needs --reviewers NAMES: the logins that may review (chat users may not)")
+        unknown = sorted(reviewers - {user for user, _ in logins})
+        if args.review and unknown:
+            raise ValueError(f"--reviewers names {', '.join(map(repr, unknown))}, which has no login")
         log_file = settings.question_log(args.log, index=args.index, default_on=True)
         bot = Bot(args.index, model=args.model, threshold=args.threshold, question_log=log_file or "off",
                   store=args.store).warm_up()
@@ -638,9 +883,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if log_file:
         log.info("questions, answers and feedback are logged in %s (--log off to stop)", log_file)
-    app = build_app(bot, review=review)
+    app = build_app(bot, review=review, reviewers=reviewers)
     try:
-        launch(app, host, port, auth)
+        url = launch(app, host, port, logins, block=False)
+        print(f"the chat is at {url} (Ctrl-C to stop)", flush=True)  # `qa serve` printed no address before
+        app.block_thread()
     except KeyboardInterrupt:  # Ctrl-C before Gradio's own wait loop took over: stop just as cleanly
         app.close()
     return 0

@@ -11,8 +11,10 @@ other file review writes, is an ordinary FAQ file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,21 +56,65 @@ def parse_alternates(path: str, text: str) -> dict[str, list[str]]:
     return found
 
 
+def normal_question(text: str) -> str:
+    """Case, whitespace and closing punctuation do not make two questions differ (as qa.checks compares them)."""
+    return " ".join(text.casefold().split()).rstrip(" ?.!")
+
+
+def repeats(passages: list[Passage], added: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(faq id, phrasing, other FAQ's id) for each added phrasing that repeats another FAQ's question or alternate.
+
+    Such a phrasing would take that question away from its own FAQ: one accepted
+    review (or one poisoned one) must not make an FAQ's own question answer with another's text.
+    """
+    owner: dict[str, str] = {}
+    for p in passages:
+        if p.kind == "faq":
+            for text in (p.question or "", *p.alternates):
+                owner.setdefault(normal_question(text), p.id)
+    found = []
+    for faq_id, phrasings in added.items():
+        for phrasing in phrasings:
+            other = owner.get(normal_question(phrasing))
+            if other is not None and other != faq_id:
+                found.append((faq_id, phrasing, other))
+    return found
+
+
 def merge_alternates(passages: list[Passage], added: dict[str, list[str]], source: str = ALTERNATES_FILE) -> list[Passage]:
-    """The passages, each FAQ named in `added` with those phrasings appended to its alternates (each once)."""
+    """The passages, each FAQ named in `added` with those phrasings appended to its alternates (each once).
+
+    A phrasing that repeats another FAQ's question (or alternate) is refused with a warning (see `repeats`).
+    """
     by_id = {p.id: p for p in passages if p.kind == "faq"}
     for faq_id in added:
         if faq_id not in by_id:
             log.warning("%s: no FAQ has the id %r; its alternates are ignored", source, faq_id)
+    refused = {(faq_id, phrasing) for faq_id, phrasing, _ in repeats(passages, added)}
+    for faq_id, phrasing, other in repeats(passages, added):
+        log.warning("%s: %r is the question of FAQ %r; not added as an alternate of %r", source, phrasing, other, faq_id)
     out = []
     for p in passages:
         extra = added.get(p.id) if p.kind == "faq" else None
         if extra:
             have = {a.casefold() for a in (p.question or "", *p.alternates)}
-            new = tuple(a for a in extra if a.casefold() not in have)
+            new = tuple(a for a in extra if a.casefold() not in have and (p.id, a) not in refused)
             p = replace(p, alternates=p.alternates + new) if new else p
         out.append(p)
     return out
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral_cell(text: str) -> str:
+    """`text` made safe for a CSV cell a spreadsheet may open: a leading formula character gets a `'` before it.
+
+    Logged questions are whatever a user typed (`=HYPERLINK(...)`); the reader keeps the `'`, which is visible
+    and harmless in an answer.
+    """
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def append_alternates(data_dir: str | Path, faq_id: str, phrasings: list[str]) -> Path:
@@ -83,18 +129,37 @@ def append_alternates(data_dir: str | Path, faq_id: str, phrasings: list[str]) -
 def append_faq(data_dir: str | Path, question: str, answer: str, alternates: list[str] = ()) -> Path:
     """Add one FAQ pair to the data folder's added-faq.csv (created with its header if missing); returns its path.
 
+    The file as it would be is read first by the reader that the next build reads it with, and
+    written only if that reader accepts it: a pair the reader refuses (an answer over the CSV
+    field limit) would otherwise make every later build skip the whole file. Cells that a
+    spreadsheet would run as formulas are neutralised (`neutral_cell`).
+
     Raises:
-        ValueError: an empty question or answer.
+        ValueError: an empty question or answer, or a pair the reader refuses (the reason names the line).
     """
+    from .readers.faq_csv import parse_faq_csv
+
     question, answer = question.strip(), answer.strip()
     if not question or not answer:
         raise ValueError("a new FAQ needs a question and an answer, neither empty")
     path = Path(data_dir) / ADDED_FAQ_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(["question", "answer", "alternates"])
-        writer.writerow([question, answer, "|".join(a.replace("|", "/") for a in alternates if a.strip() != question)])
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    row = io.StringIO(newline="")
+    writer = csv.writer(row)
+    if not before.strip():
+        before = ""
+        writer.writerow(["question", "answer", "alternates"])
+    elif not before.endswith(("\n", "\r")):
+        row.write("\r\n")
+    others = "|".join(a.replace("|", "/") for a in alternates if a.strip() and a.strip() != question)
+    writer.writerow([neutral_cell(question), neutral_cell(answer), neutral_cell(others)])
+    after = before + row.getvalue()
+    try:
+        parse_faq_csv(str(path), after)
+    except DocumentError as exc:
+        raise ValueError(f"not added: the reader would refuse it ({exc})") from None
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(after, encoding="utf-8", newline="")
+    os.replace(temporary, path)
     return path

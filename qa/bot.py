@@ -368,6 +368,7 @@ class Bot:
         history: Sequence[str] | None = None,
         threshold: float | None = None,
         choose: str | None = None,
+        asker: str | None = None,
     ) -> Answer:
         """Answer one question from the documents.
 
@@ -380,6 +381,8 @@ class Bot:
                 (qa/follow_ups.py).
             threshold: overrides the answer threshold for this call.
             choose: the `passage_id` of a suggestion the user picked: answer from that passage.
+            asker: who asks (a login, an address), logged so that review needs several askers'
+                evidence before a pick or a thumbs-down decides a candidate; None: unknown.
 
         Returns:
             An Answer: a verbatim quote with its citation, suggestions ("did you mean…?"), or an abstention.
@@ -387,7 +390,7 @@ class Bot:
         Raises:
             ValueError: an empty or over-long question, k < 1, or a `choose` that is not a candidate.
         """
-        return self.ask_many([question], k, history=history, threshold=threshold, choose=choose)[0]
+        return self.ask_many([question], k, history=history, threshold=threshold, choose=choose, asker=asker)[0]
 
     def ask_many(
         self,
@@ -397,6 +400,7 @@ class Bot:
         history: Sequence[str] | None = None,
         threshold: float | None = None,
         choose: str | None = None,
+        asker: str | None = None,
     ) -> list[Answer]:
         """Answer several questions: faster than `ask` one by one (embedded in batches, searched together).
 
@@ -421,7 +425,7 @@ class Bot:
         if history and follow_ups:
             found = self._after_parent(found, history[-1], threshold, retriever, follow_ups)
         answers = [
-            replace(self.answerer.answer(text, results, threshold, choose), answer_id=uuid.uuid4().hex)
+            replace(self._answer(text, results, threshold, choose), answer_id=uuid.uuid4().hex)
             for text, results in zip(texts, found)
         ]
         if follow_ups:
@@ -430,8 +434,24 @@ class Bot:
         if self.question_log is not None:
             build = retriever.index.manifest["build_id"]
             for answer in answers:
-                self.question_log.record(answer, chosen=choose, build_id=build)
+                self.question_log.record(answer, chosen=choose, build_id=build, asker=asker)
         return answers
+
+    def _answer(self, text: str, results: list, threshold: float | None, choose: str | None) -> Answer:
+        """The answerer's Answer; a `choose` must be one of the suggestions this question is offered.
+
+        A pick is evidence the review loop learns from (qa/review.py): a passage the bot
+        retrieved but did not offer would let anyone attach any question to any passage.
+
+        Raises:
+            ValueError: `choose` is not among the suggestions the same question gets.
+        """
+        if choose is None:
+            return self.answerer.answer(text, results, threshold)
+        offered = self.answerer.answer(text, results, threshold).suggestions
+        if choose not in {s.passage_id for s in offered}:
+            raise ValueError(f"passage {choose!r} is not among the candidates offered as suggestions for this question")
+        return self.answerer.answer(text, results, threshold, choose)
 
     def _follow_ups_of(self, retriever: Retriever) -> dict[str, tuple[FollowUp, ...]]:
         """The follow-ups of the FAQs of the retriever's index that name any (worked out once per index)."""

@@ -12,6 +12,9 @@ stop it unless allowed) and alone by `qa check`.
 | a paragraph too short or too long to be useful | warning |
 | a document that produced no passage | warning |
 | an FAQ follow-up that names no FAQ, several, or itself | warning (it is left out; qa/follow_ups.py) |
+| text a reader of a page cannot see (CSS-hidden, JSON-LD pairs the page does not show or contradicts) | warning (`hidden`; the rule is in qa/readers/html.py) |
+| an accepted alternate (alternates.jsonl) that repeats another FAQ's question | warning (`alternate-repeats`; the build leaves it out) |
+| a document over a limit on what it unpacks to (text, passages, identical copies, a paragraph's length) | warning (`limit`) |
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Problem:
     path: str
     line: int
     severity: str  # ERROR or WARNING
-    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader, follow-up
+    code: str  # conflict, near-duplicate, empty-answer, link-only, too-short, too-long, no-passage, reader, hidden, limit, follow-up
     message: str
 
     def __str__(self) -> str:
@@ -59,6 +62,32 @@ def _normal(text: str) -> str:
 def _place(p: Passage) -> str:
     where = f"{p.path}:{p.line}"
     return f"{where} (page {p.page})" if p.page else where
+
+
+def _repeated_alternates(doc: Document, passages: list[Passage]) -> list[Problem]:
+    """A warning for each phrasing of `alternates.jsonl` that is another FAQ's question (the build leaves it out)."""
+    import json
+
+    from .alternates import parse_alternates, repeats
+
+    found = []
+    lines = doc.text.split("\n")
+    for faq_id, phrasing, other in repeats(passages, parse_alternates(doc.path, doc.text)):
+        line = next((n for n, text in enumerate(lines, 1) if faq_id in text and json.dumps(phrasing, ensure_ascii=False)[1:-1] in text), 1)
+        found.append(Problem(doc.path, line, WARNING, "alternate-repeats",
+                             f"{phrasing!r} is the question of FAQ {other!r}: not added as an alternate of {faq_id!r}"))
+    return found
+
+
+def reader_code(message: str) -> str:
+    """The check code of a reader's warning, from its wording (readers return (line, message) pairs)."""
+    if "has no answer" in message:
+        return "empty-answer"
+    if message.startswith("hidden "):
+        return "hidden"
+    if any(name in message for name in ("QA_MAX_DOC_CHARS", "QA_MAX_DOC_PASSAGES", "copies of the", "is cut into")):
+        return "limit"
+    return "reader"
 
 
 def conflicts(problems: Iterable[Problem]) -> list[Problem]:
@@ -80,8 +109,7 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
     terms_seen: dict[frozenset[str], Passage] = {}
     for doc in documents:
         for line, message in doc.warnings:
-            code = "empty-answer" if "has no answer" in message else "reader"
-            problems.append(Problem(doc.path, line, WARNING, code, message))
+            problems.append(Problem(doc.path, line, WARNING, reader_code(message), message))
         if not doc.passages and doc.kind != "alternates":
             problems.append(Problem(doc.path, 1, WARNING, "no-passage", "no passage: the document has no text to index"))
         for p in doc.passages:
@@ -122,6 +150,9 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
                     f"{p.kind} of {words} words: the model reads about the first 190; split it into paragraphs",
                 ))
     passages = [p for doc in documents for p in doc.passages]
+    for doc in documents:
+        if doc.kind == "alternates":
+            problems += _repeated_alternates(doc, passages)
     for i, message in resolve_follow_ups(passages)[1]:
         problems.append(Problem(passages[i].path, passages[i].line, WARNING, "follow-up", message))
     order = {doc.path: i for i, doc in enumerate(documents)}

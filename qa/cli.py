@@ -60,12 +60,12 @@ def cmd_build(args) -> int:
         paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
         max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts, ray=args.ray, update=not args.full,
     )
-    print(
+    print(terminal_safe(
         f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
         f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {folder} "
         f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
-    )
-    print(build_summary(manifest))
+    ))
+    print(terminal_safe(build_summary(manifest)))  # file names may hold escape sequences
     print(update_summary(manifest))
     return 0
 
@@ -104,8 +104,9 @@ def cmd_check(args) -> int:
 
     paths = settings.data_paths(args.paths)
     limit = settings.max_doc_bytes(args.max_doc_bytes)
-    documents, problems = [], []
+    documents, problems, files = [], [], 0
     for path in iter_files(paths):
+        files += 1
         try:
             documents.append(load_document(path, limit))
         except UnreadableDocumentError as exc:
@@ -115,12 +116,12 @@ def cmd_check(args) -> int:
     problems += check_documents(documents)
     failing = [p for p in problems if p.severity == "error" and not (args.allow_conflicts and p.code == "conflict")]
     if args.json:
-        print(json.dumps({"files": len(documents), "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
+        print(json.dumps({"files": files, "problems": [p.to_dict() for p in problems]}, ensure_ascii=False, indent=2))
     else:
         for p in problems:
-            print(p)
+            print(terminal_safe(str(p)))
         errors = len([p for p in problems if p.severity == "error"])
-        print(f"checked {len(documents)} files: {errors} error(s), {len(problems) - errors} warning(s)")
+        print(f"checked {files} files: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if failing else 0
 
 
@@ -194,6 +195,13 @@ _TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066
 def terminal_safe(text: str) -> str:
     """`text` with every control character a terminal would act on shown escaped, e.g. ESC as `\\x1b`."""
     return _TERMINAL_CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a build's warnings name files, whose names may hold ESC."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def format_answer(answer, paths: dict[str, str] | None = None) -> str:
@@ -513,13 +521,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_SafeFormatter(handler.formatter._fmt if handler.formatter else None))
     for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return args.func(args)
     except (QAError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -94,7 +95,18 @@ def load_document(path: Path, max_bytes: int | None = None) -> Document:
     except Exception as exc:  # a parsing library's own failure: name the file, never crash the build
         reason = " ".join(str(exc).split())[:200]
         raise DocumentError(f"{path}: cannot be parsed ({type(exc).__name__}: {reason})") from exc
-    return document
+    return _at_most(document, settings.max_doc_passages())
+
+
+def _at_most(document: Document, limit: int) -> Document:
+    """The document with at most `limit` passages (FAQ files make theirs without `assemble`, which caps its own)."""
+    if len(document.passages) <= limit:
+        return document
+    first_out = document.passages[limit]
+    warning = (first_out.line, f"over {limit:,} passages (QA_MAX_DOC_PASSAGES); "
+                               f"from line {first_out.line} on the file is not indexed")
+    log.warning("%s:%d: %s", document.path, *warning)
+    return replace(document, passages=document.passages[:limit], warnings=document.warnings + (warning,))
 
 
 def load_documents(paths: Iterable[str | Path], max_bytes: int | None = None) -> list[Document]:

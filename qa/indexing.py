@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from dataclasses import replace
@@ -19,7 +20,7 @@ from .follow_ups import resolve as resolve_follow_ups
 from .documents import Document, iter_files, load_document
 from .embedding import Embedder, EmbeddingError
 from .incremental import file_changes, load_previous, plan, reader_digest, update_hnsw
-from .errors import DocumentError, IndexCorruptError, QAError, UnreadableDocumentError
+from .errors import DocumentError, IndexCorruptError, QAError
 from .keys import lexical_text, passage_keys
 from .lexical import LexicalIndex, analyze
 from .store import (
@@ -204,11 +205,34 @@ def unique_ids(passages: list[Passage]) -> list[Passage]:
 
 
 def _files_with_keys(paths: list[str | Path]) -> list[tuple[Path, str]]:
-    """Every supported file under `paths`, with a key that does not depend on where the corpus lives."""
-    out = []
-    for root in map(Path, paths):
+    """Every supported file under `paths`, with a key that does not depend on where the corpus lives.
+
+    With one input a key is the file's path below it (`faq.csv`). With several,
+    two inputs may each hold a `faq.csv`: keys are then paths below the folder
+    the inputs share (`a/faq.csv`, `b/faq.csv`), so citations, the manifest and
+    an update's changed/unchanged files each name one file. A file reached
+    through two inputs (a folder and a file inside it) is read once.
+
+    Raises:
+        DocumentError: a path does not exist.
+    """
+    roots = [Path(p) for p in paths]
+    base = None
+    if len(roots) > 1:
+        absolute = [os.path.abspath(r) for r in roots]
+        base = os.path.commonpath([a if Path(a).is_dir() else os.path.dirname(a) for a in absolute])
+    out, seen = [], set()
+    for root in roots:
         for path in iter_files([root]):
             key = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            if base is not None:
+                below = Path(os.path.relpath(os.path.abspath(root), base))
+                key = (below / key).as_posix() if root.is_dir() else below.as_posix()
+                key = key.removeprefix("./")
+            if key in seen:
+                log.warning("%s: read already through another input (as %s); skipped", path, key)
+                continue
+            seen.add(key)
             out.append((path, key))
     return out
 
@@ -217,7 +241,12 @@ def collect_documents(
     paths: list[str | Path], max_bytes: int | None = None, on_stage: Callable[[str], None] | None = None,
     reuse: Callable[[Path, str, str], Document | None] | None = None,
 ) -> tuple[list[Document], list[dict], list[dict]]:
-    """Read every supported file under `paths`; unreadable ones (binary, encrypted, damaged) are skipped.
+    """Read every supported file under `paths`; a bad one is skipped with its reason, never the whole build.
+
+    Unreadable files (binary, encrypted, damaged), malformed ones (a CSV row with
+    a field too many, invalid JSON: the reason names the line), files over a size
+    limit and a reader's own failure all skip that one file; the manifest records
+    it (so fixing it makes the index stale) and `qa build` and `qa check` name it.
 
     Args:
         reuse: given (path, key, sha256), the document as a previous build read it, or None to read
@@ -226,10 +255,10 @@ def collect_documents(
     Returns:
         (documents, sources, skipped): the documents read; one record per document (path, key,
         sha256, title, kind, passage count) for the manifest; one record per skipped file
-        (path, key, sha256, reason).
+        (path, key, sha256, line, reason).
 
     Raises:
-        DocumentError: a malformed file (naming file and line), or no readable documents at all.
+        DocumentError: no readable documents at all (naming each skipped file and its reason).
     """
     documents: list[Document] = []
     sources: list[dict] = []
@@ -241,8 +270,8 @@ def collect_documents(
         if document is None:
             try:
                 document = load_document(path, max_bytes)
-            except UnreadableDocumentError as exc:
-                log.warning("%s", exc)
+            except DocumentError as exc:
+                log.warning("%s%s", exc, "" if str(exc).endswith("; skipped") else "; skipped")
                 line, reason = _reason(exc, path)
                 skipped.append({"path": str(path), "key": key, "sha256": sha, "line": line, "reason": reason})
                 continue
@@ -261,7 +290,7 @@ def collect_documents(
 
 
 def _reason(exc: Exception, path: Path) -> tuple[int | None, str]:
-    """(line or None, reason) of an UnreadableDocumentError's 'path[:line]: reason; skipped'."""
+    """(line or None, reason) of a DocumentError's 'path[:line]: reason[; skipped]'."""
     text = str(exc).removesuffix("; skipped")
     match = re.match(r":(\d+)?:? ?(.*)", text[len(str(path)):], re.S) if text.startswith(str(path)) else None
     if not match:
@@ -376,6 +405,11 @@ def build_index(
 
     started = time.perf_counter()
     folder = Path(folder)
+    if any(Path(p).resolve() == folder.resolve() for p in paths):
+        # The build would write its index among the documents, and the next build would skip the
+        # whole folder as an index folder.
+        raise ValueError(f"the index folder {folder} is also a folder of documents to index; "
+                         "put the index beside the documents (e.g. --index index)")
     spec = parse_store(store)
     milvus = milvus_store(spec, folder) if spec.kind == "milvus" else None
     ray = settings.ray_address(ray)

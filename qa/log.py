@@ -16,6 +16,7 @@ ones come (their pages are reused, so the file stops growing).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -46,12 +47,28 @@ CREATE TABLE IF NOT EXISTS answers (
     chosen TEXT,
     helpful INTEGER,
     reviewed TEXT,
-    build_id TEXT
+    build_id TEXT,
+    asker TEXT
 );
 CREATE INDEX IF NOT EXISTS answers_open ON answers (reviewed);
 """
 COLUMNS = ("seq", "answer_id", "asked_at", "question", "outcome", "confidence", "passage_id", "best_passage_id",
-           "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id")
+           "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id", "asker")
+
+
+def _owner_only(path: Path) -> None:
+    """Create the log file readable and writable by its owner only (0600), or make an existing one so.
+
+    It holds every question users asked. SQLite gives its -wal and -shm files the mode of
+    the database file, so new ones follow; old ones are narrowed too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if part.exists() and part.stat().st_mode & 0o077:
+                part.chmod(0o600)
+        except OSError as exc:  # not our file: reading and writing it may still work
+            log.warning("question log %s: cannot make it readable by its owner only (%s)", part, exc)
 
 
 class QuestionLog:
@@ -77,10 +94,13 @@ class QuestionLog:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(self.path)
             conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file
             conn.executescript(SCHEMA)
+            if "asker" not in {row[1] for row in conn.execute("PRAGMA table_info(answers)")}:
+                conn.execute("ALTER TABLE answers ADD COLUMN asker TEXT")  # a log written before issue 21
             self._conn = conn
         return self._conn
 
@@ -113,18 +133,24 @@ class QuestionLog:
             self._failing = True
         return False
 
-    def record(self, answer: Answer, *, chosen: str | None = None, build_id: str | None = None) -> bool:
-        """Store one answer (its `answer_id` must be set); True when stored."""
+    def record(self, answer: Answer, *, chosen: str | None = None, build_id: str | None = None,
+               asker: str | None = None) -> bool:
+        """Store one answer (its `answer_id` must be set); True when stored.
+
+        `asker` names who asked (the web chat: the login, else the client's address), so that
+        review can tell one person's evidence from several people's (qa/review.py).
+        """
         best = answer.passages[0] if answer.passages else None
         cited = answer.citations[0].passage_id if answer.citations else None
         return self._write(
             "an answer",
             "INSERT OR IGNORE INTO answers (answer_id, asked_at, question, outcome, confidence, passage_id, "
-            "best_passage_id, best_score, suggestions, retrieved, chosen, build_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "best_passage_id, best_score, suggestions, retrieved, chosen, build_id, asker) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (answer.answer_id, time.time(), answer.question, answer.outcome, float(answer.confidence), cited,
              best.passage.id if best else None, float(best.score) if best else None,
              " ".join(s.passage_id for s in answer.suggestions),
-             " ".join(h.passage.id for h in answer.passages[:RETRIEVED_KEPT]), chosen, build_id),
+             " ".join(h.passage.id for h in answer.passages[:RETRIEVED_KEPT]), chosen, build_id, asker),
         )
 
     def feedback(self, answer_id: str, helpful: bool) -> bool:

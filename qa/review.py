@@ -11,6 +11,10 @@ most often (the next one where the user marked the first one's answer
 unhelpful). A "did you mean…?" or an abstention the user marked unhelpful
 votes for nothing: the user turned down the bot's own guesses, and a wrong
 alternate costs more than a missing one (docs/quality.md, "Learning from users").
+A pick, or the next passage after a thumbed-down answer, is one person's word:
+it counts only when more than one asker (a login or an address, as the web chat
+logs them) gave it, so one user cannot point a cluster at the passage of their
+choice. Rows without an asker (Python, benchmarks) count as one asker each.
 
 Every action writes an ordinary file of the data folder and marks the
 cluster's log rows reviewed; nothing touches the index, which the next
@@ -27,6 +31,7 @@ cluster's log rows reviewed; nothing touches the index, which the next
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,11 +148,24 @@ class Review:
         self.data_dir = Path(data_dir)
         self.threshold = threshold
 
+    def _open_rows(self) -> list[dict]:
+        """The log's open rows.
+
+        Raises:
+            ValueError: the log cannot be read (damaged, not a log), in one line naming the file: the
+                CLI and the Review tab show it as such, not as a traceback.
+        """
+        try:
+            return self.log.rows(open_only=True)
+        except sqlite3.Error as exc:
+            raise ValueError(f"cannot read the question log {self.log.path} ({exc}); "
+                             "move it aside and the chat starts a new one") from None
+
     def answered_well(self) -> dict[str, list[dict]]:
         """{passage id: the open log rows it answered that need no review (confident, not marked unhelpful)}."""
         answer_at = self.bot.answer_settings.answer_at
         out: dict[str, list[dict]] = {}
-        for row in self.log.rows(open_only=True):
+        for row in self._open_rows():
             if row["outcome"] == "answered" and row["passage_id"] and not reasons_of(row, answer_at):
                 out.setdefault(row["passage_id"], []).append(row)
         return out
@@ -155,7 +173,7 @@ class Review:
     def queue(self) -> list[Cluster]:
         """The open clusters, most asked first."""
         answer_at = self.bot.answer_settings.answer_at
-        rows = [(row, reasons) for row in self.log.rows(open_only=True) if (reasons := reasons_of(row, answer_at))]
+        rows = [(row, reasons) for row in self._open_rows() if (reasons := reasons_of(row, answer_at))]
         if not rows:
             return []
         answered_well = self.answered_well()
@@ -169,17 +187,24 @@ class Review:
         for group in greedy_clusters(vectors, self.threshold):
             members = [m for i in group for m in by_text[texts[i]]]
             votes: Counter = Counter()
+            said: dict[str, list[tuple[float, str]]] = {}  # passage -> (weight, asker) of users' own evidence
             for row, _ in members:
+                asker = row.get("asker") or f"row {row['answer_id']}"
                 if row["chosen"] in passages:
-                    votes[row["chosen"]] += CHOSEN_VOTE
+                    said.setdefault(row["chosen"], []).append((CHOSEN_VOTE, asker))
                 # The first retrieved passage; where the user said an answer did not help, the next one. A
                 # thumbed-down "did you mean…?" or abstention points nowhere: the user turned down the bot's guesses.
                 if row["helpful"] == 0 and row["outcome"] != "answered":
                     continue
                 rejected = row["passage_id"] if row["helpful"] == 0 else None
                 best = next((pid for pid in row["retrieved"].split() if pid != rejected and pid in passages), None)
-                if best is not None:
+                if best is not None and rejected is None:
                     votes[best] += 1.0
+                elif best is not None:
+                    said.setdefault(best, []).append((1.0, asker))
+            for pid, evidence in said.items():
+                if len({asker for _, asker in evidence}) > 1:  # agreement, not one person's say-so
+                    votes[pid] += sum(weight for weight, _ in evidence)
             # An FAQ first: only an FAQ can take alternate phrasings.
             ranked = sorted(votes, key=lambda pid: (passages[pid].kind != "faq", -votes[pid]))
             questions = [by_text[texts[i]][0][0]["question"] for i in group]

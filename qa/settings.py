@@ -16,6 +16,11 @@ DEFAULT_INDEX_DIR = "index"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_QUESTION_CHARS = 2000
 DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
+# What one document may unpack to: the text a reader extracts and the passages it makes.
+DEFAULT_MAX_DOC_CHARS = 5_000_000
+DEFAULT_MAX_DOC_PASSAGES = 10_000
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 
@@ -42,9 +47,19 @@ SETTINGS = (
     Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
             "longest question (and history entry) accepted"),
     Setting("QA_MAX_DOC_BYTES", "--max-doc-bytes", "52428800 (50 MiB)", "largest document accepted, in bytes"),
+    Setting("QA_MAX_DOC_CHARS", "", f"{DEFAULT_MAX_DOC_CHARS:,}",
+            "most characters of text one document may unpack to; the rest is cut, with a warning"),
+    Setting("QA_MAX_DOC_PASSAGES", "", f"{DEFAULT_MAX_DOC_PASSAGES:,}",
+            "most passages one document may make; the rest are left out, with a warning"),
+    Setting("QA_MAX_REQUEST_BYTES", "", "1048576 (1 MiB)",
+            "largest request body the web chat reads; larger ones are refused (413) before parsing"),
+    Setting("QA_MAX_SESSIONS", "", str(DEFAULT_MAX_SESSIONS),
+            "browser and API sessions the web chat keeps in memory; the least recently used go first"),
     Setting("QA_HOST", "--host", DEFAULT_HOST, "address the web chat listens on"),
     Setting("QA_PORT", "--port", str(DEFAULT_PORT), "port of the web chat"),
     Setting("QA_AUTH", "--auth", "none", "USER:PASSWORD login for the web chat and its API"),
+    Setting("QA_AUTH_FILE", "--auth-file", "none", "a file of USER:PASSWORD logins, one a line, for the web chat"),
+    Setting("QA_REVIEWERS", "--reviewers", "none", "the logins (comma-separated) that may use the Review tab"),
     Setting("QA_LOG", "--log", "web chat: qa-log.sqlite3 beside the index folder; Python: off",
             "the question log (SQLite file), or off"),
     Setting("QA_STORE", "--store", "folder", "where the index lives: folder, milvus:PATH.db (Milvus Lite) or a Milvus URI"),
@@ -176,6 +191,44 @@ def max_doc_bytes(value: int | None = None) -> int:
     return positive_int(value, "QA_MAX_DOC_BYTES", DEFAULT_MAX_DOC_BYTES, "bytes", "the maximum document size")
 
 
+def max_doc_chars(value: int | None = None) -> int:
+    """The most characters of text one document may unpack to: argument → $QA_MAX_DOC_CHARS → 5,000,000.
+
+    A 214 KB .docx can hold 50 MB of XML; this bounds what reading it costs, whatever the file's size.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_DOC_CHARS", DEFAULT_MAX_DOC_CHARS, "characters", "the maximum document text")
+
+
+def max_doc_passages(value: int | None = None) -> int:
+    """The most passages one document may make: argument → $QA_MAX_DOC_PASSAGES → 10,000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_DOC_PASSAGES", DEFAULT_MAX_DOC_PASSAGES, "passages", "the maximum passages per document")
+
+
+def max_request_bytes(value: int | None = None) -> int:
+    """The largest request body the web chat reads: argument → $QA_MAX_REQUEST_BYTES → 1 MiB.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, "bytes", "the maximum request size")
+
+
+def max_sessions(value: int | None = None) -> int:
+    """How many sessions the web chat keeps in memory: argument → $QA_MAX_SESSIONS → 1000.
+
+    Raises:
+        ValueError: the value is not a whole number >= 1.
+    """
+    return positive_int(value, "QA_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, "sessions", "the maximum sessions")
+
+
 def host(value: str | None = None) -> str:
     """The web chat's address: argument → $QA_HOST → 127.0.0.1."""
     return value or _env("QA_HOST") or DEFAULT_HOST
@@ -196,6 +249,18 @@ def port(value: int | None = None) -> int:
 def auth(value: str | None = None) -> str | None:
     """The web chat's login as USER:PASSWORD: argument → $QA_AUTH → None (no login)."""
     return value or _env("QA_AUTH") or None
+
+
+def auth_file(value: str | None = None) -> Path | None:
+    """A file of web chat logins (USER:PASSWORD a line): argument → $QA_AUTH_FILE → None."""
+    chosen = value or _env("QA_AUTH_FILE")
+    return Path(chosen) if chosen else None
+
+
+def reviewers(value: str | None = None) -> frozenset[str]:
+    """The logins that may review, from a comma-separated list: argument → $QA_REVIEWERS → none."""
+    chosen = value if value is not None else _env("QA_REVIEWERS")
+    return frozenset(name.strip() for name in (chosen or "").split(",") if name.strip())
 
 
 LOG_FILE = "qa-log.sqlite3"

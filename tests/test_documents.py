@@ -134,13 +134,32 @@ def test_folder_skips_unsupported_files_with_a_warning(tmp_path, caplog):
     assert "photo.png: unsupported file type" in caplog.text
 
 
-def test_non_utf8_is_decoded_with_replacement_and_a_warning(tmp_path, caplog):
+def test_windows_1252_is_read_as_such_with_a_warning(tmp_path, caplog):
+    """Issue 21, item 10: cp1252 text showed replacement characters."""
     path = tmp_path / "latin.txt"
-    path.write_bytes("Caf\xe9 opens at nine.\n".encode("latin-1"))
+    path.write_bytes("Caf\xe9 opens at nine \u2013 ask for Ren\xe9e.\n".encode("cp1252"))
     with caplog.at_level(logging.WARNING):
         (p,) = load_document(path).passages
-    assert p.text == "Caf\ufffd opens at nine."
-    assert "latin.txt:1: not valid UTF-8" in caplog.text
+    assert p.text == "Caf\xe9 opens at nine \u2013 ask for Ren\xe9e."
+    assert "latin.txt:1: not valid UTF-8; read as Windows-1252 (cp1252)" in caplog.text
+
+
+def test_undecodable_bytes_are_replaced_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "odd.txt"
+    path.write_bytes(b"The office opens at nine \x81 on weekdays.\n")  # 0x81: neither UTF-8 nor cp1252
+    with caplog.at_level(logging.WARNING):
+        (p,) = load_document(path).passages
+    assert p.text == "The office opens at nine \ufffd on weekdays."
+    assert "odd.txt:1: not valid UTF-8; undecodable bytes replaced" in caplog.text
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_is_read(tmp_path, encoding):
+    """Issue 21, item 10: UTF-16 files (with or without a byte-order mark) were refused as binary."""
+    path = tmp_path / "notes.md"
+    path.write_bytes("# Notes\n\nThe caf\xe9 opens at nine on weekdays.\n".encode(encoding))
+    document = load_document(path)
+    assert document.title == "Notes" and [p.text for p in document.passages] == ["The caf\xe9 opens at nine on weekdays."]
 
 
 def test_missing_path_and_empty_folder_are_clear_errors(tmp_path):

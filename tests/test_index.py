@@ -143,13 +143,25 @@ def test_no_index_says_how_to_build_one(tmp_path):
         Bot(tmp_path / "nothing").ask("anything?")
 
 
-def test_a_build_that_fails_on_a_bad_document_keeps_the_old_index(corpus, tmp_path, embedder):
+def test_a_bad_document_is_skipped_with_its_line_and_the_rest_is_indexed(corpus, tmp_path, embedder):
+    """Issue 21, item 1: one bad file never stops a build (it stopped every build before)."""
+    folder = tmp_path / "index"
+    build_index([corpus], folder, embedder)
+    (corpus / "broken.jsonl").write_text('{"question": "ok?", "answer": "yes"}\n{"question": \n', encoding="utf-8")
+    manifest = build_index([corpus], folder, embedder)
+    assert [(s["key"], s["line"]) for s in manifest["skipped"]] == [("broken.jsonl", 2)]
+    assert manifest["skipped"][0]["reason"].startswith("invalid JSON")
+    bot = Bot(folder, embedder=embedder)
+    assert bot.ask("Who did Díaz-Canel meet in St. Petersburg?").answered
+
+
+def test_a_build_whose_every_document_is_bad_keeps_the_old_index(corpus, tmp_path, embedder):
     folder = tmp_path / "index"
     build_index([corpus], folder, embedder)
     before = (folder / "manifest.json").read_bytes()
     (corpus / "broken.jsonl").write_text('{"question": "ok?", "answer": "yes"}\n{"question": \n', encoding="utf-8")
-    with pytest.raises(DocumentError, match=r"broken\.jsonl:2"):
-        build_index([corpus], folder, embedder)
+    with pytest.raises(DocumentError, match=r"no readable documents .*broken\.jsonl:2: invalid JSON"):
+        build_index([corpus / "broken.jsonl"], folder, embedder)
     assert (folder / "manifest.json").read_bytes() == before
     bot = Bot(folder, embedder=embedder)
     assert bot.ask("Who did Díaz-Canel meet in St. Petersburg?").answered

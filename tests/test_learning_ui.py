@@ -30,7 +30,7 @@ def served(tmp_path, embedder):
     build_index([data], index, embedder)
     bot = Bot(index, embedder=embedder, question_log=tmp_path / "qa-log.sqlite3").warm_up()
     review = open_review(str(index), str(tmp_path / "qa-log.sqlite3"), str(data), bot=bot)
-    app = ui.build_app(bot, review=review)
+    app = ui.build_app(bot, review=review, reviewers={LOGIN[0]})
     url = ui.launch(app, "127.0.0.1", free_port(), LOGIN, block=False)
     yield url, bot, data, index
     app.close()
@@ -58,7 +58,8 @@ def test_the_review_tab_is_only_built_with_a_review(bot, served):
 
     assert "review-tab" not in ids(ui.build_app(bot))
     assert "review-tab" in ids(ui.build_app(served[1], review=open_review(None, str(served[1].question_log.path),
-                                                                          str(served[2]), bot=served[1])))
+                                                                          str(served[2]), bot=served[1]),
+                                            reviewers={LOGIN[0]}))
 
 
 def test_review_needs_a_login(capsys, article_index):

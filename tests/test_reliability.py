@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 
 import numpy as np
@@ -16,7 +17,7 @@ from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError, QAError
 from qa import store
 from qa.cli import main as cli_main
 from qa.documents import load_document
-from qa.indexing import build_index
+from qa.indexing import build_index, collect_documents, skipped_line
 from qa.store import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
 
 from .conftest import ARTICLE
@@ -326,13 +327,13 @@ BAD_FAQ_FILES = [
 
 
 @pytest.mark.parametrize("name,content,error", BAD_FAQ_FILES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(BAD_FAQ_FILES)])
-def test_a_malformed_faq_file_is_named_with_its_line_and_leaves_the_index_untouched(index_copy, tmp_path, embedder, name, content, error):
+def test_a_malformed_faq_file_is_skipped_with_its_line_and_the_rest_is_read(tmp_path, name, content, error):
+    """Issue 21, item 1: a malformed file is skipped with its file:line reason; it stopped the whole build before."""
     corpus = make_second_corpus(tmp_path / "corpus")
     (corpus / name).write_text(content, encoding="utf-8")
-    before = folder_state(index_copy)
-    with pytest.raises(DocumentError, match=error):
-        build_index([corpus], index_copy, embedder)
-    assert folder_state(index_copy) == before
+    documents, sources, skipped = collect_documents([corpus])
+    assert [s["key"] for s in sources] == [ARTICLE.name, "support.json"]
+    assert len(skipped) == 1 and re.match(error, skipped_line(skipped[0]))
 
 
 def test_a_jsonl_answer_holding_a_raw_line_separator_is_one_record(tmp_path):
@@ -355,14 +356,13 @@ def test_a_corpus_without_a_single_word_is_refused_clearly(index_copy, tmp_path,
     assert folder_state(index_copy) == before
 
 
-def test_the_cli_reports_a_malformed_faq_file_in_one_line(index_copy, tmp_path, capsys):
+def test_the_cli_names_a_skipped_malformed_faq_file_and_builds_the_rest(index_copy, tmp_path, capsys):
     corpus = make_second_corpus(tmp_path / "corpus")
     (corpus / "faq.csv").write_text("question,answer\nq1,a1\nq2,a2,extra\n", encoding="utf-8")
-    before = folder_state(index_copy)
-    assert cli_main(["build", str(corpus), "--index", str(index_copy), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "faq.csv:3: expected 2 fields" in err
-    assert folder_state(index_copy) == before
+    assert cli_main(["build", str(corpus), "--index", str(index_copy), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 2 files; skipped 1: faq.csv:3: expected 2 fields, got 3" in out
+    assert [s["key"] for s in read_manifest(index_copy)["sources"]] == [ARTICLE.name, "support.json"]
 
 
 # --------------------------------------------------------------------------- limits
@@ -393,14 +393,14 @@ def test_a_bad_question_limit_in_the_environment_is_named(article_index, monkeyp
         Bot(article_index)
 
 
-def test_documents_over_the_size_limit_are_refused_and_leave_the_index_untouched(index_copy, tmp_path, embedder, monkeypatch):
+def test_documents_over_the_size_limit_are_skipped_and_named(index_copy, tmp_path, embedder, monkeypatch):
     size = ARTICLE.stat().st_size
     corpus = make_second_corpus(tmp_path / "corpus")
-    before = folder_state(index_copy)
     monkeypatch.setenv("QA_MAX_DOC_BYTES", str(size - 1))
-    with pytest.raises(DocumentError, match=rf"{ARTICLE.name}: {size:,} bytes is over the {size - 1:,}-byte limit .*--max-doc-bytes or QA_MAX_DOC_BYTES"):
-        build_index([corpus], index_copy, embedder)
-    assert folder_state(index_copy) == before
+    manifest = build_index([corpus], index_copy, embedder)
+    assert [s["key"] for s in manifest["sources"]] == ["support.json"]
+    assert re.match(rf"{ARTICLE.name}: {size:,} bytes is over the {size - 1:,}-byte limit .*--max-doc-bytes or QA_MAX_DOC_BYTES",
+                    skipped_line(manifest["skipped"][0]))
     monkeypatch.setenv("QA_MAX_DOC_BYTES", str(size))
     build_index([corpus], index_copy, embedder)
     assert read_manifest(index_copy)["passage_count"] > 19
@@ -409,9 +409,9 @@ def test_documents_over_the_size_limit_are_refused_and_leave_the_index_untouched
 def test_the_cli_takes_a_document_size_limit(index_copy, tmp_path, capsys, monkeypatch):
     corpus = make_second_corpus(tmp_path / "corpus")
     before = folder_state(index_copy)
-    assert cli_main(["build", str(corpus), "--index", str(index_copy), "--max-doc-bytes", "1000", "-q"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is over the 1,000-byte limit for one document" in err
+    assert cli_main(["build", str(corpus), "--index", str(index_copy), "--max-doc-bytes", "100", "-q"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: no readable documents") and "is over the 100-byte limit for one document" in err
     monkeypatch.setenv("QA_MAX_DOC_BYTES", "20KB")
     assert cli_main(["build", str(corpus), "--index", str(index_copy), "-q"]) == 2
     assert "QA_MAX_DOC_BYTES must be a whole number of bytes, got '20KB'" in capsys.readouterr().err

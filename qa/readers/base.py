@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .. import settings
 from ..errors import DocumentError, UnreadableDocumentError
 from ..sentences import split_sentences
 from ..types import Passage
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 # A text file is refused as binary when this share of its characters could not be decoded.
 MAX_REPLACEMENT_SHARE = 0.3
+# Copies of one passage's text a document may hold; more are left out (a 43 KB .docx held 26,886).
+MAX_IDENTICAL = 3
+# A paragraph longer than this is cut into passages of at most this many characters, at spaces:
+# the model reads about 1,300 of them, and an answer returns its passage (a 2.4 MB file without
+# punctuation was one passage in every answer that retrieved it).
+MAX_PASSAGE_CHARS = 10_000
 
 _FAQ_HEADING = re.compile(
     r"^\s*(?:#{1,6}\s*)?(?:\*\*)?\s*(?:frequently\s+asked\s+questions|faqs?)\b", re.IGNORECASE
@@ -64,14 +71,38 @@ def passage_id(path: str, kind: str, text: str, seen: dict[str, int]) -> str:
     return base if seen[base] == 1 else f"{base}-{seen[base]}"
 
 
+def _utf16(raw: bytes) -> str | None:
+    """The UTF-16 encoding of `raw`, by its byte-order mark or (without one) by NULs in every other byte; else None.
+
+    Windows tools (PowerShell, Notepad's "Unicode") write UTF-16, whose NUL bytes made such files look binary.
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    sample = raw[:4096]
+    if len(sample) >= 8 and len(sample) % 2 == 0:
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        if odd >= 0.9 * len(sample) // 2 and even == 0:
+            return "utf-16-le"
+        if even >= 0.9 * len(sample) // 2 and odd == 0:
+            return "utf-16-be"
+    return None
+
+
 def decode_text(path: str, raw: bytes) -> str:
-    """A text file's bytes as UTF-8; undecodable bytes become U+FFFD with a warning.
+    """A text file's bytes as text: UTF-8, UTF-16 (by its mark or its NULs) or Windows-1252, with a warning for
+    the last; bytes none of them decodes become U+FFFD with a warning.
 
     Raises:
         UnreadableDocumentError: the bytes are not text (a NUL byte, or mostly undecodable).
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    encoding = _utf16(raw)
+    if encoding is not None:
+        try:
+            return raw.decode(encoding).removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: judged as bytes below
     nul = raw.find(b"\0")
     if nul >= 0:
         line = raw[:nul].count(b"\n") + 1
@@ -81,6 +112,14 @@ def decode_text(path: str, raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         text = raw.decode("utf-8", errors="replace")
+    try:
+        # Windows-1252 decodes all but five bytes; mostly ASCII with a few accents reads as Western text.
+        western = raw.decode("cp1252")
+        if sum(ord(c) > 127 for c in western) <= MAX_REPLACEMENT_SHARE * len(western):
+            log.warning("%s:%d: not valid UTF-8; read as Windows-1252 (cp1252)", path, line)
+            return western
+    except UnicodeDecodeError:
+        pass
     share = text.count("\ufffd") / max(1, len(text))
     if share >= MAX_REPLACEMENT_SHARE:
         raise UnreadableDocumentError(
@@ -212,8 +251,41 @@ def assemble(
     paragraph_no = 0
     question: Block | None = None
     answer: list[Line] = []
+    max_chars, max_passages = settings.max_doc_chars(), settings.max_doc_passages()
+    copies: dict[tuple, list[int]] = {}  # (kind, question, text) -> [first line, copies left out]
+    stopped = False
 
     def add(kind: str, start: int, end: int, q: str | None = None, at: int | None = None) -> None:
+        nonlocal stopped
+        start, end = trim_span(text, start, end)
+        if not text[start:end] or stopped:
+            return
+        if start >= max_chars:
+            return
+        end = min(end, max_chars)
+        body = text[start:end]
+        key = (kind, q, body)
+        if key in copies:
+            copies[key][1] += 1
+            if copies[key][1] > MAX_IDENTICAL - 1:
+                return
+        else:
+            copies[key] = [locate(start if at is None else at)[1], 0]
+        pieces = [(start, end)] if kind == "faq" or end - start <= MAX_PASSAGE_CHARS else cut_long(text, start, end)
+        if len(pieces) > 1:
+            line = locate(start)[1]
+            warnings.append((line, f"a paragraph of {end - start:,} characters is cut into {len(pieces)} passages "
+                                   f"of at most {MAX_PASSAGE_CHARS:,}"))
+        for a, b in pieces:
+            if len(passages) >= max_passages:
+                stopped = True
+                line = locate(a)[1]
+                warnings.append((line, f"over {max_passages:,} passages (QA_MAX_DOC_PASSAGES); "
+                                       f"from line {line} on the text is not indexed"))
+                return
+            _add(kind, a, b, q, at)
+
+    def _add(kind: str, start: int, end: int, q: str | None, at: int | None) -> None:
         nonlocal paragraph_no
         start, end = trim_span(text, start, end)
         body = text[start:end]
@@ -288,9 +360,34 @@ def assemble(
             continue
         add("paragraph", first.start, block.lines[-1].end)
     flush_faq()
+    if len(text) > max_chars:
+        line = locate(max_chars)[1]
+        warnings.append((line, f"the text is over {max_chars:,} characters (QA_MAX_DOC_CHARS); "
+                               f"from line {line} on it is not indexed"))
+    for (kind, q, body), (line, repeats) in copies.items():
+        if repeats > MAX_IDENTICAL - 1:
+            left_out = repeats - (MAX_IDENTICAL - 1)
+            warnings.append((line, f"{left_out:,} more copies of the {kind} on line {line} "
+                                   f"({' '.join(body.split())[:40]!r}) are not indexed (at most {MAX_IDENTICAL} copies)"))
+    warnings.sort(key=lambda w: w[0])
 
     title = title or first_heading or readable_title(Path(path))
     return title, [replace(p, title=title) for p in passages], warnings
+
+
+def cut_long(text: str, start: int, end: int, size: int = MAX_PASSAGE_CHARS) -> list[tuple[int, int]]:
+    """Spans of at most `size` characters covering text[start:end], cut at the last space (or line break) before each limit."""
+    spans = []
+    while end - start > size:
+        cut = max(text.rfind(" ", start + size // 2, start + size), text.rfind("\n", start + size // 2, start + size))
+        cut = cut if cut > start else start + size
+        spans.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if start < end:
+        spans.append((start, end))
+    return spans
 
 
 def text_blocks(lines: list[Line], one_per_line: bool) -> Iterator[Block]:
@@ -328,11 +425,22 @@ class TextBuilder:
     parts: list[str] = field(default_factory=list)
     length: int = 0
     blocks: list[Block] = field(default_factory=list)
+    limit: int = field(default_factory=settings.max_doc_chars)
+
+    @property
+    def full(self) -> bool:
+        """The text has reached the limit (QA_MAX_DOC_CHARS): a reader can stop extracting.
+
+        Only the text that `assemble` keeps is extracted, so a small file that unpacks
+        to 50 MB of XML costs what its first `limit` characters cost; `assemble` says
+        where the text was cut.
+        """
+        return self.length > self.limit
 
     def add(self, text: str, *, heading: bool = False, question: bool = False, closes: bool = False) -> Block | None:
-        """Append one block of (already cleaned) text; its lines stay lines. Returns the block, or None if blank."""
+        """Append one block of (already cleaned) text; its lines stay lines. Returns the block, or None if blank or full."""
         text = text.strip()
-        if not text:
+        if not text or self.full:
             return None
         if self.parts:
             self._append("\n\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import re
 from pathlib import Path
 
 from ..errors import UnreadableDocumentError
@@ -64,6 +65,20 @@ def _reader(path: str, data: bytes):
         raise UnreadableDocumentError(f"{path}: not a readable PDF ({_reason(exc)}); skipped") from exc
 
 
+_JUNK_TITLES = {"untitled", "untitled document", "title", "document", "none", "null", "unknown", "microsoft word"}
+_FILE_NAME = re.compile(r"\.(?:docx?|odt|rtf|tex|pdf|txt|indd|pages|pptx?|xlsx?)$", re.IGNORECASE)
+
+
+def junk_title(title: str) -> bool:
+    """True for a metadata title that names no document: "untitled", "Microsoft Word - x.docx", a file name, no letters.
+
+    Tools fill the PDF info dictionary with such values; the file name says more.
+    """
+    t = title.strip().lower()
+    return (t in _JUNK_TITLES or t.startswith(("microsoft word - ", "microsoft powerpoint - "))
+            or bool(_FILE_NAME.search(t)) or not any(c.isalpha() for c in t))
+
+
 def _reason(exc: Exception) -> str:
     text = " ".join(str(exc).split())[:160]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -82,6 +97,8 @@ def parse_pdf(path: str, data: bytes) -> Document:
     try:
         pages = list(reader.pages)
         for number, page in enumerate(pages, start=1):
+            if out.full:
+                break  # assemble says where the text was cut
             blocks = paragraphs(page.extract_text() or "")
             for i, text in enumerate(blocks):
                 block = out.add(text)
@@ -108,7 +125,8 @@ def parse_pdf(path: str, data: bytes) -> Document:
         meta_title = " ".join(str(meta.title).split()) if meta is not None and meta.title else None
     except Exception:  # a damaged info dictionary costs only the title
         meta_title = None
-    title, passages, warnings = assemble(path, text, out.blocks, title=meta_title or readable_title(Path(path)), locate=locate)
+    title = meta_title if meta_title and not junk_title(meta_title) else readable_title(Path(path))
+    title, passages, warnings = assemble(path, text, out.blocks, title=title, locate=locate)
     return Document(path=path, text=text, title=title, passages=tuple(passages), kind=KIND, warnings=tuple(warnings))
 
 
