@@ -86,8 +86,11 @@ def _bare(word: str) -> str:
 
 
 def details(question: str) -> frozenset[str]:
-    """The names (capitalised words) and numbers a question states, lower-cased, without possessives."""
-    return frozenset(_bare(w) for w in names(question) | {w for w in words(question) if any(c.isdigit() for c in w)})
+    """The names (capitalised words) and numbers a question states, lower-cased, without possessives; a name
+    joined by a dash ("Cuba–Russia") counts as its parts."""
+    stated = {part for w in names(question) for part in re.split(r"[–—]", w) if part}
+    stated |= {w for w in words(question) if any(c.isdigit() for c in w)}
+    return frozenset(_bare(w) for w in stated)
 
 
 @lru_cache(maxsize=65_536)

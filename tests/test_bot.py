@@ -169,7 +169,8 @@ def test_answer_to_dict_is_json_ready(bot):
     assert set(data) == {"question", "text", "answered", "outcome", "confidence", "citations", "suggestions", "passages", "answer_id",
                          "follow_ups"}
     assert data["follow_ups"] == []  # a paragraph names no follow-ups
-    assert set(data["citations"][0]) == {"passage_id", "kind", "source", "path", "label", "quote", "start", "end", "score", "page"}
+    assert set(data["citations"][0]) == {"passage_id", "kind", "source", "path", "label", "quote", "start", "end", "score", "page",
+                                         "answer_start", "answer_end"}
 
 
 def test_importing_qa_loads_no_model_and_reads_no_index():
