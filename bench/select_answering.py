@@ -191,7 +191,8 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
     read = data["x"][..., FEATURES.index("read")].astype(np.float64)
     score = data["x"][..., FEATURES.index("score")].astype(np.float64)
     nxt = np.minimum(at + 1, width - 1)
-    close = ((model.closeness > 0) & (at + 1 < width) & present[rows, nxt] & (read[rows, at] < model.answer_at)
+    told_apart = (read[rows, at] >= model.answer_at) & (read[rows, nxt] < model.answer_at)  # the reader accepts only the first
+    close = ((model.closeness > 0) & (at + 1 < width) & present[rows, nxt] & ~told_apart
              & (score[rows, nxt] >= score[rows, at] - model.closeness))
     answered = (best >= model.answer_at) & ~close & ~blocked[rows, at]
     suggest_at = min(model.suggest_at, model.answer_at)
@@ -235,7 +236,7 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
 
 CHECK_SETS = ((), ("unseen_focus", "kind_missing"), ("unseen_focus", "kind_missing", "details_missing"))
 FAILED_CHECK = (0.5, 0.7)  # what a failed check multiplies confidence by
-FAQ_MATCH = (0.9,)  # an FAQ whose question is this close to the user's is exempt from the checks
+FAQ_MATCH = (0.8, 0.9)  # an FAQ whose question is this close to the user's is exempt from the checks
 READ_PARAGRAPH = (0.0, 0.25, 0.5, 0.75, 1.0)  # the reader's weight in a paragraph's confidence
 READ_FAQ = (0.0, 0.25, 0.5, 0.75)  # ... in an FAQ pair's
 RERANK = (False, True)

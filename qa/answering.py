@@ -195,15 +195,17 @@ class Answerer:
                 first, last = start, end
         return sentences[first].start, sentences[last].end
 
-    def score(self, question: str, results: list[tuple[Hit, Evidence]]) -> list[Scored]:
+    def score(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> list[Scored]:
         """The best `settings.candidates` results, each with its quote and probability.
 
         In retrieval's order: reranking by the model cost Recall@1 when measured (docs/quality.md).
+        `read_as` is the question as the reader reads it: a follow-up such as "And when?" joined to the
+        question before it (`Bot`), since alone it asks nothing a passage can answer; None: `question`.
         """
         kind = question_kind(question)
         model = self.settings.model
         results = results[: self.settings.candidates]
-        readings = self.read(question, [hit.passage for hit, _ in results])
+        readings = self.read(read_as or question, [hit.passage for hit, _ in results])
         scored = []
         for (hit, evidence), reading in zip(results, readings):
             passage = hit.passage
@@ -229,9 +231,9 @@ class Answerer:
             scored.append(Scored(hit, evidence, start, end, features, model.probability(features), span))
         return scored
 
-    def confidence(self, question: str, results: list[tuple[Hit, Evidence]]) -> float:
-        """The confidence of the answer `results` would give `question` (0 when there is none)."""
-        scored = self.score(question, results)
+    def confidence(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> float:
+        """The confidence of the answer `results` would give `question` (0 when there is none; `read_as`: `score`)."""
+        scored = self.score(question, results, read_as)
         return scored[self.answering_candidate(scored)].probability if scored else 0.0
 
     def answering_candidate(self, scored: list[Scored]) -> int:
@@ -273,7 +275,7 @@ class Answerer:
         return citation
 
     def answer(self, question: str, results: list[tuple[Hit, Evidence]], threshold: float | None = None,
-               choose: str | None = None) -> Answer:
+               choose: str | None = None, read_as: str | None = None) -> Answer:
         """The Answer for `question` from ranked retrieval results.
 
         Args:
@@ -282,6 +284,7 @@ class Answerer:
             threshold: overrides the answer threshold for this call.
             choose: the id of a passage to answer from (a suggestion the user picked); it must be one of
                 the weighed candidates.
+            read_as: the question as the reader reads it (`score`); None: `question`.
 
         Raises:
             ValueError: `choose` is not among the candidates.
@@ -291,7 +294,7 @@ class Answerer:
         suggest_at = min(s.model.suggest_at, answer_at)
         if not results:
             return Answer(question, NOT_COVERED, False, 0.0, (), ())
-        scored = self.score(question, results)
+        scored = self.score(question, results, read_as)
         hits = tuple(hit for hit, _ in results)
         if choose is not None:
             picked = next((c for c in scored if c.passage.id == choose), None)
@@ -303,9 +306,11 @@ class Answerer:
         confidence = best.probability
         model = s.model
         # Too close to call: the runner-up's retrieval score is within `closeness` of the first's, and the
-        # reader does not accept the first on its own (an FAQ it accepts is answered beside a near-duplicate).
+        # reader does not tell them apart (a passage it accepts is answered beside a near-duplicate it does not
+        # accept; when it accepts both, the question leaves out what separates them).
         runner_up = scored[at + 1] if at + 1 < len(scored) else None
-        close = (model.closeness > 0 and runner_up is not None and best.features.read < answer_at
+        close = (model.closeness > 0 and runner_up is not None
+                 and not (best.features.read >= answer_at > runner_up.features.read)
                  and runner_up.hit.score >= best.hit.score - model.closeness)
         if confidence >= answer_at and not close and model.can_answer(best.features):
             return self._answered(question, best, hits)

@@ -420,13 +420,13 @@ class Bot:
         self.warm_up()
         self.reload_if_changed()
         retriever = self.retriever  # one index for the whole request, even if a reload swaps it meanwhile
-        found = self._search_in_context(texts, history[-1] if history else None, k, threshold, retriever)
+        found, read_as = self._search_in_context(texts, history[-1] if history else None, k, threshold, retriever)
         follow_ups = self._follow_ups_of(retriever)
         if history and follow_ups:
             found = self._after_parent(found, history[-1], threshold, retriever, follow_ups)
         answers = [
-            replace(self._answer(text, results, threshold, choose), answer_id=uuid.uuid4().hex)
-            for text, results in zip(texts, found)
+            replace(self._answer(text, results, threshold, choose, reading), answer_id=uuid.uuid4().hex)
+            for text, results, reading in zip(texts, found, read_as)
         ]
         if follow_ups:
             answers = [replace(a, follow_ups=follow_ups.get(a.citations[0].passage_id, ())) if a.answered else a
@@ -437,8 +437,11 @@ class Bot:
                 self.question_log.record(answer, chosen=choose, build_id=build, asker=asker)
         return answers
 
-    def _answer(self, text: str, results: list, threshold: float | None, choose: str | None) -> Answer:
+    def _answer(self, text: str, results: list, threshold: float | None, choose: str | None,
+                read_as: str | None = None) -> Answer:
         """The answerer's Answer; a `choose` must be one of the suggestions this question is offered.
+
+        `read_as`: the question as the reader reads it (`_search_in_context`); None: `text`.
 
         A pick is evidence the review loop learns from (qa/review.py): a passage the bot
         retrieved but did not offer would let anyone attach any question to any passage.
@@ -447,11 +450,11 @@ class Bot:
             ValueError: `choose` is not among the suggestions the same question gets.
         """
         if choose is None:
-            return self.answerer.answer(text, results, threshold)
-        offered = self.answerer.answer(text, results, threshold).suggestions
+            return self.answerer.answer(text, results, threshold, read_as=read_as)
+        offered = self.answerer.answer(text, results, threshold, read_as=read_as).suggestions
         if choose not in {s.passage_id for s in offered}:
             raise ValueError(f"passage {choose!r} is not among the candidates offered as suggestions for this question")
-        return self.answerer.answer(text, results, threshold, choose)
+        return self.answerer.answer(text, results, threshold, choose, read_as=read_as)
 
     def _follow_ups_of(self, retriever: Retriever) -> dict[str, tuple[FollowUp, ...]]:
         """The follow-ups of the FAQs of the retriever's index that name any (worked out once per index)."""
@@ -474,20 +477,24 @@ class Bot:
         return [prefer_children(results, children) for results in found] if children else found
 
     def _search_in_context(self, texts: list[str], previous: str | None, k: int, threshold: float | None,
-                           retriever: Retriever | None = None) -> list:
-        """Retrieval results for each question: alone, or read with the previous question when that scores better.
+                           retriever: Retriever | None = None) -> tuple[list, list[str | None]]:
+        """Retrieval results for each question: alone, or read with the previous question when that scores better;
+        and for each, the question the reader reads (the joined one, or None: the question itself).
 
         A question is read with the previous one only when it may refer back (a
         pronoun, or a leading "and"), alone it would not be answered, the combined
         reading is more confident, and that confidence stays within FOLLOW_UP_MARGIN
         of the previous question's own: "And when?" borrows its subject, while "What
         is their address?" or an off-topic question keeps its own words and never
-        inherits the previous answer.
+        inherits the previous answer. The reader reads the joined question, as a person
+        reads "And when?" in its conversation; the quote's checks weigh the words of the
+        question asked.
         """
         retriever, answerer = retriever or self.retriever, self.answerer
         back = [i for i, t in enumerate(texts) if leans_back(t)] if previous is not None else []
+        read_as: list[str | None] = [None] * len(texts)
         if not back:
-            return retriever.search_many(texts, self.embedder.encode(texts, batch_size=64), k)
+            return retriever.search_many(texts, self.embedder.encode(texts, batch_size=64), k), read_as
         n = len(texts)
         queries = [*texts, *(follow_up_query(texts[i], previous) for i in back), previous]
         found = retriever.search_many(queries, self.embedder.encode(queries, batch_size=64), k)
@@ -499,7 +506,8 @@ class Bot:
             weights = retriever.term_weights(texts[i])
             unseen = retriever.unseen_terms(weights)
             joint = [(hit, replace(evidence, term_weights=weights, unseen_terms=unseen)) for hit, evidence in joint]
-            mine, theirs = answerer.confidence(texts[i], chosen[i]), answerer.confidence(texts[i], joint)
+            joined = follow_up_query(texts[i], previous)
+            mine, theirs = answerer.confidence(texts[i], chosen[i]), answerer.confidence(texts[i], joint, joined)
             if not mine >= answer_at and theirs > mine and theirs >= floor:
-                chosen[i] = joint
-        return chosen
+                chosen[i], read_as[i] = joint, joined
+        return chosen, read_as
