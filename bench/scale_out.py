@@ -117,7 +117,7 @@ def ray_build(embedder, corpus: Path, tmp: Path) -> dict:
     """
     from qa.indexing import build_index
     from qa.ray_embedding import start
-    from qa.store import load_index
+    from qa.stores.folder import load_index
 
     embedder.warm_up()
     first = build_index([corpus], tmp / "local", embedder)
@@ -191,8 +191,8 @@ def write_stores(base, n: int, tmp: Path, db: Path) -> tuple[Path, str, dict]:
     from qa.indexing import describe_vector_index, make_vector_index
     from qa.keys import lexical_text
     from qa.lexical import LexicalIndex
-    from qa.milvus_store import MilvusStore
-    from qa.store import build_lock, write_build
+    from qa.stores.milvus import MilvusStore
+    from qa.stores.folder import build_lock, write_build
     from qa.stores import collection_name
 
     passages, keys, vectors = replicate(base, n)
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             results["ray"] = ray_build(embedder, corpus.folder, tmp) if "ray" in parts else None
             if "latency" in parts:
                 from qa.indexing import build_index
-                from qa.store import load_index
+                from qa.stores.folder import load_index
 
                 if not (tmp / "local").exists():
                     build_index([corpus.folder], tmp / "local", embedder)

@@ -8,6 +8,7 @@ on the command line is read wherever it is: the user chose it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,15 @@ from .errors import DocumentError
 from .readers import supported_suffixes
 
 log = logging.getLogger(__name__)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _index_folders(root: Path) -> set[Path]:

@@ -1,4 +1,15 @@
-"""The small error vocabulary that the CLI and the UI show to users as one line."""
+"""The small error vocabulary that the CLI and the UI show to users as one line.
+
+An error that a caller acts on carries its facts as attributes (the file and line
+a document failed at, the model an index was built with), so that no caller reads
+them back out of the message.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SCALE_HINT = "pip install -e '.[scale]'"
 
 
 class QAError(Exception):
@@ -10,7 +21,20 @@ class DocumentError(QAError, ValueError):
 
 
 class UnreadableDocumentError(DocumentError):
-    """A file is not a readable document at all (binary, encrypted, damaged): a build skips it with this reason."""
+    """A file is not a readable document at all (binary, encrypted, damaged): a build skips it with this reason.
+
+    Args:
+        path: the file.
+        reason: why it cannot be read, e.g. "encrypted PDF that needs a password".
+        line: the line the reader stopped at, when it knows one.
+    """
+
+    def __init__(self, path: object, reason: str, line: int | None = None):
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}; skipped")
 
 
 class IndexNotFoundError(QAError):
@@ -31,3 +55,19 @@ class IndexBusyError(QAError):
 
 class MissingExtraError(QAError):
     """An optional feature was asked for without the extra that installs it; the message names the extra."""
+
+
+class QuestionLogError(QAError):
+    """The question log cannot be opened or upgraded (damaged, or written by a newer qa); the message names the file."""
+
+
+def require(module: str, feature: str):
+    """Import an optional dependency of the 'scale' extra, or raise a one-line error naming the extra.
+
+    Raises:
+        MissingExtraError: the module is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{feature} needs the 'scale' extra ({module} is not installed): {SCALE_HINT}") from None

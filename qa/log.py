@@ -11,6 +11,13 @@ Writing to the log never blocks or fails an answer: every write waits at most
 damaged file) is logged as one warning, then quietly until a write succeeds
 again. The log keeps at most `max_rows` answers: the oldest are dropped as new
 ones come (their pages are reused, so the file stops growing).
+
+The file's schema has a version (SQLite's `PRAGMA user_version`) and grows only by
+`MIGRATIONS`, applied in order when a log is opened (the pattern of simonw/llm's
+`migrations.py`): a log written by any earlier release is upgraded in place and keeps
+its rows. A log that cannot be upgraded (damaged, or written by a newer qa) is a
+`QuestionLogError` when it is opened, one line at start, rather than answers that go
+unlogged without end.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+from .errors import QuestionLogError
 from .types import Answer
 
 log = logging.getLogger(__name__)
@@ -30,8 +38,12 @@ DEFAULT_TIMEOUT = 0.25  # seconds a write may wait for the file before it is giv
 RETRIEVED_KEPT = 5  # retrieved passage ids kept per answer, best first (review's fallback candidates)
 _TRIM_EVERY = 100  # writes between two checks of the row limit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
+# The schema as its releases wrote it; each step is applied once, in order. Never edit a
+# released step: add one. A log from before versions were kept (user_version 0) is
+# recognised by its columns (`_released_version`).
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("the answers table (release a6d5c29)", """
+CREATE TABLE answers (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     answer_id TEXT NOT NULL UNIQUE,
     asked_at REAL NOT NULL,
@@ -42,14 +54,18 @@ CREATE TABLE IF NOT EXISTS answers (
     best_passage_id TEXT,
     best_score REAL,
     suggestions TEXT NOT NULL DEFAULT '',
-    retrieved TEXT NOT NULL DEFAULT '',
     chosen TEXT,
     helpful INTEGER,
     reviewed TEXT,
     build_id TEXT
 );
-CREATE INDEX IF NOT EXISTS answers_open ON answers (reviewed);
-"""
+CREATE INDEX answers_open ON answers (reviewed);
+"""),
+    ("the first retrieved passages of each answer (release d941e7d)", """
+ALTER TABLE answers ADD COLUMN retrieved TEXT NOT NULL DEFAULT '';
+"""),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = ("seq", "answer_id", "asked_at", "question", "outcome", "confidence", "passage_id", "best_passage_id",
            "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id")
 
@@ -74,13 +90,35 @@ class QuestionLog:
         self._writes = 0
         self._failing = False
 
+    def open(self) -> "QuestionLog":
+        """Open the file now and bring its schema up to date, so that a log that cannot be used says so at start.
+
+        A log that another writer holds is left for the first write to open.
+
+        Raises:
+            QuestionLogError: the file is damaged, or written by a newer qa.
+        """
+        with self._lock:
+            try:
+                self._connect()
+            except sqlite3.Error as exc:
+                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise QuestionLogError(f"the question log {self.path} cannot be opened ({exc}); "
+                                           "move it aside to start a new one") from None
+                log.warning("question log %s is busy (%s); it is opened at the first answer", self.path, exc)
+        return self
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file
-            conn.executescript(SCHEMA)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file
+                migrate(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
@@ -94,7 +132,7 @@ class QuestionLog:
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 conn.execute("DELETE FROM answers WHERE seq <= (SELECT MAX(seq) FROM answers) - ?", (self.max_rows,))
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, QuestionLogError) as exc:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -157,3 +195,41 @@ class QuestionLog:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _released_version(conn: sqlite3.Connection) -> int:
+    """The schema version of a log written before versions were kept: 0 (empty), 1 or 2, by its columns."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(answers)")}
+    if not columns:
+        return 0
+    return 2 if "retrieved" in columns else 1
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str = "") -> int:
+    """Bring a log's schema to SCHEMA_VERSION, one migration at a time, in one transaction; returns the version.
+
+    Raises:
+        QuestionLogError: the log was written by a newer qa.
+        sqlite3.Error: the file is not a readable SQLite database.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return version
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then finds the work done
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0] or _released_version(conn)
+        if version > SCHEMA_VERSION:
+            raise QuestionLogError(
+                f"the question log {path} has schema version {version}, newer than this qa's {SCHEMA_VERSION}; "
+                "upgrade qa, or point $QA_LOG at another file"
+            )
+        for number, (description, sql) in enumerate(MIGRATIONS[version:], version + 1):
+            log.info("question log %s: migration %d, %s", path, number, description)
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

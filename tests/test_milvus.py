@@ -78,7 +78,7 @@ def test_a_dense_search_caches_the_vectors_of_its_hits_exactly(bot, milvus_db):
 
 
 def test_the_cache_keeps_at_most_its_capacity_and_answers_alike(bot, milvus_db):
-    from qa.milvus_store import KeyVectorCache
+    from qa.stores.milvus import KeyVectorCache
 
     folder, milvus = bot.index, open_index(milvus_db, "article")
     milvus.cache = KeyVectorCache(capacity=5)
@@ -171,7 +171,7 @@ def test_importing_qa_imports_neither_milvus_nor_ray():
 
 def test_eval_on_milvus_measures_what_it_measures_on_folders_and_leaves_nothing(tmp_path, embedder):
     from qa.evaluation import evaluate_set
-    from qa.milvus_store import MilvusStore
+    from qa.stores.milvus import MilvusStore
 
     from .conftest import EVAL
 
@@ -220,9 +220,9 @@ def test_a_milvus_rebuild_embeds_only_new_text_and_keeps_the_vectors(tmp_path, e
     rows = np.flatnonzero(np.isin(after.keys[:, 0], same))
     assert np.array_equal(after.key_vectors(rows), vectors)
     # Vectors built by another model are never reused.
-    from qa.milvus_store import MilvusStore
+    from qa.stores.milvus import MilvusStore
 
-    assert MilvusStore(str(tmp_path / "qa.db"), "qa_kb").stored_vectors("another-model") is None
+    assert MilvusStore(str(tmp_path / "qa.db"), "qa_kb").previous("another-model") is None
 
 
 def test_a_process_keeps_answering_from_its_build_after_one_rebuild_and_says_so_after_two(tmp_path, embedder):

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError, QAError
-from qa import store
+from qa.stores import folder as store
 from qa.cli import main as cli_main
 from qa.documents import load_document
 from qa.indexing import build_index
-from qa.store import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
+from qa.stores.folder import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
 
 from .conftest import ARTICLE
 from .rel_support import QUESTIONS, copy_index, folder_state, make_second_corpus, snapshot, without_id
@@ -76,7 +76,7 @@ def test_first_asks_from_many_threads_load_the_index_once(article_index, embedde
         loads.append(threading.get_ident())
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr("qa.bot.load_index", counting_load)
+    monkeypatch.setattr("qa.stores.folder.load_index", counting_load)
     cold = Bot(article_index, embedder=embedder)
     barrier = threading.Barrier(8)
     answers: list[dict] = []
@@ -106,7 +106,7 @@ def test_a_second_build_fails_with_a_clear_message_while_another_holds_the_folde
 
 
 def test_a_waiting_build_says_that_it_waits(index_copy, embedder, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="qa.store")
+    caplog.set_level(logging.WARNING, logger="qa.stores.folder")
     with build_lock(index_copy, wait=0):
         with pytest.raises(IndexBusyError):
             build_index([make_second_corpus(tmp_path / "corpus2")], index_copy, embedder, lock_wait=0.5)

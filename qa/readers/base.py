@@ -75,7 +75,7 @@ def decode_text(path: str, raw: bytes) -> str:
     nul = raw.find(b"\0")
     if nul >= 0:
         line = raw[:nul].count(b"\n") + 1
-        raise UnreadableDocumentError(f"{path}:{line}: not a text file (it holds NUL bytes); skipped")
+        raise UnreadableDocumentError(path, "not a text file (it holds NUL bytes)", line)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,9 +83,7 @@ def decode_text(path: str, raw: bytes) -> str:
         text = raw.decode("utf-8", errors="replace")
     share = text.count("\ufffd") / max(1, len(text))
     if share >= MAX_REPLACEMENT_SHARE:
-        raise UnreadableDocumentError(
-            f"{path}:{line}: not a text file ({share:.0%} of it is not valid UTF-8); skipped"
-        )
+        raise UnreadableDocumentError(path, f"not a text file ({share:.0%} of it is not valid UTF-8)", line)
     log.warning("%s:%d: not valid UTF-8; undecodable bytes replaced with U+FFFD", path, line)
     return text
 

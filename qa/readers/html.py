@@ -205,7 +205,7 @@ def _parse(path: str, data: bytes):
     try:
         return lxml.html.document_fromstring(text)
     except (etree.ParserError, ValueError) as exc:
-        raise UnreadableDocumentError(f"{path}: not a readable HTML page ({exc}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable HTML page ({exc})") from exc
 
 
 def parse_html(path: str, data: bytes) -> Document:
