@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-from .errors import QAError
+from .errors import DocumentError, QAError
 from .types import Manifest
 
 log = logging.getLogger("qa")
@@ -94,7 +94,7 @@ def cmd_check(args) -> int:
     from . import settings
     from .documents import load_document
     from .discovery import iter_files
-    from .errors import DocumentError, UnreadableDocumentError
+    from .errors import UnreadableDocumentError
 
     paths = settings.data_paths(args.paths)
     limit = settings.max_doc_bytes(args.max_doc_bytes)
@@ -103,9 +103,9 @@ def cmd_check(args) -> int:
         try:
             documents.append(load_document(path, limit))
         except UnreadableDocumentError as exc:
-            problems.append(_problem(str(path), str(exc), "warning", "unreadable"))
+            problems.append(_problem(str(path), exc, "warning", "unreadable"))
         except DocumentError as exc:
-            problems.append(_problem(str(path), str(exc), "error", "malformed"))
+            problems.append(_problem(str(path), exc, "error", "malformed"))
     problems += check_documents(documents)
     failing = [p for p in problems if p.severity == "error" and not (args.allow_conflicts and p.code == "conflict")]
     if args.json:
@@ -118,15 +118,11 @@ def cmd_check(args) -> int:
     return 1 if failing else 0
 
 
-def _problem(path: str, message: str, severity: str, code: str):
-    """A DocumentError's 'path:line: reason' as a Problem (line 1 when the message names none)."""
+def _problem(path: str, exc: DocumentError, severity: str, code: str):
+    """A DocumentError about the file at `path` as a Problem (line 1 when the error names none)."""
     from .checks import Problem
 
-    rest = message[len(path):] if message.startswith(path) else f": {message}"
-    line, _, reason = rest.lstrip(":").partition(": ")
-    if not line.strip().isdigit():
-        line, reason = "1", rest.lstrip(": ")
-    return Problem(path, int(line), severity, code, reason.removesuffix("; skipped"))
+    return Problem(path, exc.line or 1, severity, code, exc.reason or str(exc))
 
 
 def cmd_show(args) -> int:

@@ -106,8 +106,8 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         path = Path(raw)
         if not path.exists():
             if path.is_symlink():
-                raise DocumentError(f"{path}: dangling link (its target does not exist)")
-            raise DocumentError(f"{path}: no such file or folder")
+                raise DocumentError.at(path, "dangling link (its target does not exist)")
+            raise DocumentError.at(path, "no such file or folder")
         if path.is_dir():
             yield from _walk(path)
         elif path.suffix.lower() in suffixes:

@@ -17,7 +17,23 @@ class QAError(Exception):
 
 
 class DocumentError(QAError, ValueError):
-    """A document could not be read or parsed; the message names the file (and line)."""
+    """A document could not be read or parsed; the message names the file (and line).
+
+    Raised by `DocumentError.at`, it also carries `path`, `line` (or None) and `reason`;
+    an error about the corpus as a whole (no documents at all) has them None.
+    """
+
+    def __init__(self, message: str, *, path: object = None, line: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.reason = reason
+
+    @classmethod
+    def at(cls, path: object, reason: str, line: int | None = None) -> "DocumentError":
+        """The error 'path[:line]: reason' about one file."""
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        return cls(f"{where}: {reason}", path=path, line=line, reason=reason)
 
 
 class UnreadableDocumentError(DocumentError):
@@ -30,11 +46,8 @@ class UnreadableDocumentError(DocumentError):
     """
 
     def __init__(self, path: object, reason: str, line: int | None = None):
-        self.path = str(path)
-        self.reason = reason
-        self.line = line
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {reason}; skipped")
+        where = f"{path}:{line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {reason}; skipped", path=path, line=line, reason=reason)
 
 
 class IndexNotFoundError(QAError):

@@ -98,7 +98,7 @@ def sentences_of(path: str, line: int, body: str, offset: int):
     try:
         return split_sentences(body, offset=offset)
     except Exception as exc:  # pysbd is a dependency: its failures must name the document, not crash the build
-        raise DocumentError(f"{path}:{line}: cannot split into sentences ({type(exc).__name__}: {exc})") from exc
+        raise DocumentError.at(path, f"cannot split into sentences ({type(exc).__name__}: {exc})", line) from exc
 
 
 # --------------------------------------------------------------------------- blocks → passages
@@ -364,5 +364,5 @@ def check_ids(path: str, passages: list[Passage]) -> None:
     seen: dict[str, int] = {}
     for p in passages:
         if p.id in seen:
-            raise DocumentError(f"{path}:{p.line}: duplicate id {p.id.split(':', 1)[1]!r} (first on line {seen[p.id]})")
+            raise DocumentError.at(path, f"duplicate id {p.id.split(':', 1)[1]!r} (first on line {seen[p.id]})", p.line)
         seen[p.id] = p.line
