@@ -391,8 +391,7 @@ def parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
     b.add_argument("--full", action="store_true",
-                   help="read every file and build the indexes in full instead of updating the current index "
-                        "(vectors of unchanged text are still reused)")
+                   help="ignore the current index: read every file, embed every text and build the indexes in full")
     b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
     b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
     b.add_argument("--allow-conflicts", action="store_true", help="build even when one FAQ question has different answers")
