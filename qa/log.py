@@ -91,9 +91,12 @@ class QuestionLog:
         self._failing = False
 
     def open(self) -> "QuestionLog":
-        """Open the file now and bring its schema up to date, so that a log that cannot be used says so at start.
+        """Open the file now and bring its schema up to date, so that a log no write could use says so at start.
 
-        A log that another writer holds is left for the first write to open.
+        Only a file that is not a sound SQLite database, or whose schema is newer than this
+        code's, is refused: those never heal. A log that cannot be opened now for a passing
+        reason (another writer holds it, a full disk, a missing permission) is one warning,
+        and the writes try again as they always do.
 
         Raises:
             QuestionLogError: the file is damaged, or written by a newer qa.
@@ -102,11 +105,16 @@ class QuestionLog:
             try:
                 self._connect()
             except sqlite3.Error as exc:
-                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                    raise QuestionLogError(f"the question log {self.path} cannot be opened ({exc}); "
+                if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+                    raise QuestionLogError(f"the question log {self.path} is damaged ({exc}); "
                                            "move it aside to start a new one") from None
-                log.warning("question log %s is busy (%s); it is opened at the first answer", self.path, exc)
+                self._cannot_open(exc)
+            except OSError as exc:
+                self._cannot_open(exc)
         return self
+
+    def _cannot_open(self, exc: Exception) -> None:
+        self._failed("answers", f"it cannot be opened now: {type(exc).__name__}: {exc}")
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:

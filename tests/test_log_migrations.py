@@ -127,7 +127,7 @@ def test_a_log_from_a_newer_qa_is_refused_at_start_and_left_as_it_was(tmp_path):
 def test_a_damaged_log_is_refused_when_a_bot_starts(tmp_path, article_index):
     path = tmp_path / "log.sqlite3"
     path.write_bytes(b"this is not a database, " * 200)
-    with pytest.raises(QuestionLogError, match="cannot be opened"):
+    with pytest.raises(QuestionLogError, match="is damaged"):
         Bot(article_index, question_log=path)
 
 
