@@ -19,6 +19,7 @@ from .errors import (
     IndexMismatchError,
     IndexNotFoundError,
     QAError,
+    QuestionLogError,
 )
 from .log import QuestionLog
 from .review import Review, open_review
@@ -37,6 +38,7 @@ __all__ = [
     "IndexNotFoundError",
     "Passage",
     "QAError",
+    "QuestionLogError",
     "QuestionLog",
     "Review",
     "Suggestion",

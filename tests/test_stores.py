@@ -149,3 +149,13 @@ def test_qa_has_no_import_cycles():
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_both_stores_rank_a_question_asked_in_an_faqs_own_words_first(where, fake_embedder, tmp_path):
+    spec, index_dir = where
+    build_index([make_second_corpus(tmp_path / "corpus")], index_dir, fake_embedder, store=spec)
+    bot = Bot(index_dir, store=spec, embedder=fake_embedder)
+    faqs = [p for p in bot.passages if p.kind == "faq"]
+    for faq in faqs:
+        hits = bot.ask(faq.question, k=3).passages
+        assert hits[0].passage.id == faq.id  # its question key is the query's own vector, and BM25 agrees

@@ -19,7 +19,8 @@ which store it holds: `qa.stores.open_store` is the one place that reads the kin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, ContextManager, Hashable, Protocol, runtime_checkable
 
 import numpy as np
@@ -133,22 +134,23 @@ class Build:
     previous: Stored | None = None
     update: bool = False
     vector_index: str = "auto"
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dimension(self) -> int:
         return int(self.fields["dimension"])
 
+    @cached_property
     def vectors(self) -> np.ndarray:
-        """Every key's vector: float32 (key_count, dimension), the reused ones read from the previous build once."""
-        if "vectors" not in self._cache:
-            out = np.empty((len(self.keys), self.dimension), dtype=np.float32)
-            reused = np.flatnonzero(self.old_key >= 0)
-            if reused.size:
-                out[reused] = self.previous.index.key_vectors(self.old_key[reused])
-            out[self.old_key < 0] = self.fresh
-            self._cache["vectors"] = out
-        return self._cache["vectors"]
+        """Every key's vector: float32 (key_count, dimension), the reused ones read from the previous build once.
+
+        A store that updates the previous build in place needs only `fresh` and `old_key`.
+        """
+        out = np.empty((len(self.keys), self.dimension), dtype=np.float32)
+        reused = np.flatnonzero(self.old_key >= 0)
+        if reused.size:
+            out[reused] = self.previous.index.key_vectors(self.old_key[reused])
+        out[self.old_key < 0] = self.fresh
+        return out
 
 
 @runtime_checkable

@@ -546,7 +546,7 @@ class FolderStore:
             if updated is not None:
                 index, arrays["slots"] = updated
                 return index, arrays, "updated"
-        return make_vector_index(build.vectors(), build.vector_index), arrays, "rebuilt" if kind == "hnsw" else "copied"
+        return make_vector_index(build.vectors, build.vector_index), arrays, "rebuilt" if kind == "hnsw" else "copied"
 
     def drop(self) -> None:
         """Remove the index: its manifest, lock and builds (other files in the folder stay)."""

@@ -173,7 +173,7 @@ class MilvusStore:
         """
         return Manifest.from_dict(self.write_arrays(
             {**build.fields, "vector_index": "milvus", "vector_index_params": {}},
-            build.passages, build.keys, build.vectors(), on_stage, build.tokens,
+            build.passages, build.keys, build.vectors, on_stage, build.tokens,
         ))
 
     def write_arrays(
