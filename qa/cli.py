@@ -234,7 +234,7 @@ def cmd_info(args) -> int:
         damaged = str(exc)
     stale = is_stale(manifest)
     info = {
-        "index": str(store),
+        "index": store.describe(),
         "store": str(spec),
         "model": manifest.model,
         "dimension": manifest.dimension,

@@ -207,6 +207,6 @@ class IndexStore(Protocol):
         """Remove the index and every build of it (e.g. a temporary index)."""
         ...
 
-    def __str__(self) -> str:
-        """Where the index is, for messages: a folder, or a Milvus URI and collection."""
+    def describe(self) -> str:
+        """Where the index is, for people (`qa info`, messages): a folder, or a Milvus URI and collection."""
         ...

@@ -475,8 +475,10 @@ class FolderStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
 
-    def __str__(self) -> str:
+    def describe(self) -> str:
         return str(self.folder)
+
+    __str__ = describe
 
     def manifest(self) -> Manifest:
         return typed_manifest(self.folder, read_manifest(self.folder))

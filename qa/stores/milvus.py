@@ -91,9 +91,11 @@ class MilvusStore:
         self.token = token
         self._client = None
 
-    def __str__(self) -> str:
+    def describe(self) -> str:
         where = self.uri if self.uri.startswith(("http://", "https://")) else f"milvus:{self.uri}"
         return f"{where} (collection {self.alias})"
+
+    __str__ = describe
 
     @property
     def client(self):
