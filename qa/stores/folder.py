@@ -92,7 +92,7 @@ class FolderIndex:
     keys: np.ndarray  # (n_keys, 3) int32: passage row, field, sentence index
     vectors: object  # a faiss.Index over the key embeddings, rows aligned with `keys` unless `slots` says otherwise
     lexical: LexicalIndex
-    # After an in-place update of an HNSW index (qa/incremental.py): the FAISS id of each key row.
+    # After an in-place update of an HNSW index (`update_hnsw`): the FAISS id of each key row.
     # Ids that no key row names are removed vectors, which searches skip. None: id = key row.
     slots: np.ndarray | None = None
 
