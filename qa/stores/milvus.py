@@ -107,7 +107,9 @@ class MilvusStore:
         if self._client is None:
             pymilvus = _milvus()
             try:
-                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "")
+                # A connection of its own: pymilvus shares one per URI by default, and a shared one left idle
+                # by another store (a finished build) can be closed by the server ("too many pings") under it.
+                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "", dedicated=True)
             except Exception as exc:  # pymilvus raises its own and OS errors alike
                 reason = " ".join(str(exc).split())[:300]
                 raise QAError(f"cannot open Milvus at {self.uri}: {reason}") from None
