@@ -9,9 +9,9 @@ Wikipedia paragraphs), builds it in full with `qa build` (embedding included), c
 one file (one paragraph edited, one added), then runs `qa build` again on the same index
 folder, which updates it (qa/incremental.py). Each build is its own `qa build` process,
 so both times include starting Python and loading the model. Identity: the updated index
-and a `qa build --full` of the new corpus (into a copy of the first index, so it reuses
-the vectors instead of embedding everything again) answer a fixed question set (real
-XQuAD and SQuAD questions); their top-10 passages must be the same.
+and a `qa build --full` of the new corpus (into a copy of the first index; `--full`
+ignores it and embeds every text again) answer a fixed question set (real XQuAD and
+SQuAD questions); their top-10 passages must be the same.
 
 Writes bench/incremental.json and the "Incremental builds" section of docs/performance.md.
 """
@@ -128,7 +128,7 @@ def measure(args) -> dict:
         changed = change_one_file(corpus)
         say(f"  changed {changed}; update ...")
         update_s, updated = qa_build(corpus, index)
-        say("  the same corpus with qa build --full (reusing vectors) ...")
+        say("  the same corpus with qa build --full (embedding every text again) ...")
         rebuild_s, rebuilt = qa_build(corpus, full, "--full")
         say("  and with exact search (--vector-index flat), the reference for both ...")
         qa_build(corpus, exact, "--full", "--vector-index", "flat")
@@ -186,7 +186,7 @@ index, which updates it (qa/incremental.py). Both are whole `qa build` processes
 |---|---|---|
 | full build | {r['full_seconds']:.1f} | all |
 | update after one changed file | {r['update_seconds']:.1f} | {r['embedded_by_update']} |
-| `qa build --full` of the changed corpus (vectors reused, both indexes rebuilt) | {r['rebuild_seconds']:.1f} | — |
+| `qa build --full` of the changed corpus (every text embedded again, both indexes rebuilt) | {r['rebuild_seconds']:.1f} | all |
 
 Update ÷ full build: **{r['ratio']:.4f}** (target ≤ {TARGET}: {met} at {r['passages']:,} passages). \
 The update reported files {', '.join(f"{v} {k}" for k, v in r['files_changed'].items())}; \

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.corpus import write_corpus as write_bench_corpus
             from bench.scale_out import write_stores
             from qa.indexing import build_index
-            from qa.store import load_index
+            from qa.stores.folder import load_index
 
             corpus = write_bench_corpus(Path(tmp) / "corpus", args.eval_dir)
             build_index([corpus.folder], Path(tmp) / "base", embedder)

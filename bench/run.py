@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench import scale as scale_mod
         from qa.lexical import LexicalIndex  # noqa: F401  (imported before timing)
         from qa.keys import lexical_text
-        from qa.store import load_index
+        from qa.stores.folder import load_index
 
         stored = load_index(work / "index")
         real = stored.vectors.reconstruct_n(0, stored.vectors.ntotal)

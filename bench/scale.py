@@ -173,7 +173,7 @@ def measure_scale(
     log=print,
 ) -> ScaleFigures:
     """Measure exact and approximate vector search, and BM25, at `n` entries."""
-    from qa.indexing import choose_vector_index, make_vector_index
+    from qa.stores.folder import choose_vector_index, make_vector_index
 
     vectors, copy_cos = synthesize(real, n, sigma, seed=seed)
     with tempfile.TemporaryDirectory(prefix="qa-bench-scale-") as tmp:

@@ -117,7 +117,7 @@ def ray_build(embedder, corpus: Path, tmp: Path) -> dict:
     """
     from qa.indexing import build_index
     from qa.ray_embedding import start
-    from qa.store import load_index
+    from qa.stores.folder import load_index
 
     embedder.warm_up()
     first = build_index([corpus], tmp / "local", embedder)
@@ -188,12 +188,11 @@ def replicate(base, n: int, seed: int = 0):
 
 def write_stores(base, n: int, tmp: Path, db: Path) -> tuple[Path, str, dict]:
     """The N-passage corpus written to an index folder and to Milvus Lite; (folder, Milvus index name, timings)."""
-    from qa.indexing import describe_vector_index, make_vector_index
     from qa.keys import lexical_text
     from qa.lexical import LexicalIndex
-    from qa.milvus_store import MilvusStore
-    from qa.store import build_lock, write_build
     from qa.stores import collection_name
+    from qa.stores.folder import build_lock, describe_vector_index, make_vector_index, write_build
+    from qa.stores.milvus import MilvusStore
 
     passages, keys, vectors = replicate(base, n)
     manifest = {**{k: v for k, v in base.manifest.items() if k not in ("checksums", "build_id", "manifest_sha256")},
@@ -208,8 +207,8 @@ def write_stores(base, n: int, tmp: Path, db: Path) -> tuple[Path, str, dict]:
         write_build(folder, manifest_f, passages, keys, index, LexicalIndex.fit([lexical_text(p) for p in passages]))
     folder_s = time.perf_counter() - started
     started = time.perf_counter()
-    MilvusStore(str(db), collection_name(name)).write({**manifest, "vector_index": "milvus", "vector_index_params": {}},
-                                                      passages, keys, vectors)
+    MilvusStore(str(db), collection_name(name)).write_arrays(
+        {**manifest, "vector_index": "milvus", "vector_index_params": {}}, passages, keys, vectors)
     milvus_s = time.perf_counter() - started
     return folder, name, {"keys": int(len(keys)), "folder_write_s": folder_s, "milvus_write_s": milvus_s}
 
@@ -388,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             results["ray"] = ray_build(embedder, corpus.folder, tmp) if "ray" in parts else None
             if "latency" in parts:
                 from qa.indexing import build_index
-                from qa.store import load_index
+                from qa.stores.folder import load_index
 
                 if not (tmp / "local").exists():
                     build_index([corpus.folder], tmp / "local", embedder)

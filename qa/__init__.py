@@ -19,6 +19,7 @@ from .errors import (
     IndexMismatchError,
     IndexNotFoundError,
     QAError,
+    QuestionLogError,
     ReaderError,
 )
 from .log import QuestionLog
@@ -38,6 +39,7 @@ __all__ = [
     "IndexNotFoundError",
     "Passage",
     "QAError",
+    "QuestionLogError",
     "QuestionLog",
     "ReaderError",
     "Review",

@@ -45,12 +45,12 @@ def parse_alternates(path: str, text: str) -> dict[str, list[str]]:
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise DocumentError(f"{path}:{line_no}: invalid JSON: {exc}") from None
+            raise DocumentError.at(path, f"invalid JSON: {exc}", line_no) from None
         faq_id = record.get("id") if isinstance(record, dict) else None
         phrasings = record.get("alternates") if isinstance(record, dict) else None
         if not isinstance(faq_id, str) or not faq_id.strip() or not isinstance(phrasings, list) \
                 or not all(isinstance(a, str) for a in phrasings):
-            raise DocumentError(f'{path}:{line_no}: expected {{"id": "FAQ id", "alternates": ["...", ...]}}')
+            raise DocumentError.at(path, f'expected {{"id": "FAQ id", "alternates": ["...", ...]}}', line_no)
         kept = found.setdefault(faq_id.strip(), [])
         kept += [a.strip() for a in phrasings if a.strip() and a.strip() not in kept]
     return found

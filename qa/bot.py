@@ -10,18 +10,16 @@ import uuid
 from dataclasses import replace
 from typing import Sequence
 
-from . import settings
+from . import indexing, settings
 from .answering import AnswerSettings, Answerer
 from .comprehension import Comprehension
 from .embedding import Embedder
 from .errors import QAError
 from .follow_ups import follow_ups_by_passage, prefer_children
-from .indexing import build_index
 from .log import QuestionLog
 from .retrieval import RetrievalSettings, Retriever
-from .store import StoredIndex, load_index, manifest_signature
-from .stores import open_index, parse_store
-from .types import Answer, FollowUp, Passage
+from .stores import Index, open_store
+from .types import Answer, FollowUp, Manifest, Passage
 
 log = logging.getLogger(__name__)
 
@@ -131,16 +129,18 @@ class Bot:
         question_log: where to log questions and feedback: a file, a QuestionLog, or "off"
             (argument → $QA_LOG → off; see qa/log.py).
 
-    A Bot notices a newly committed index (`qa build` on its folder) between two
-    requests and switches to it whole: a request uses one index from start to end,
-    and a new index that cannot be loaded leaves the old one serving (one warning).
         store: where the index lives (argument → $QA_STORE → "folder"): "folder", "milvus:PATH.db"
             (Milvus Lite) or a Milvus server URI; with Milvus, `index_dir`'s last part names the index.
         reader: the reading-comprehension model (qa/comprehension): a `Comprehension` to share, or its
             weights folder (argument → $QA_READER → the shipped weights).
 
+    A Bot notices a newly committed index (`qa build` into its store) between two
+    requests and switches to it whole: a request uses one index from start to end,
+    and a new index that cannot be loaded leaves the old one serving (one warning).
+
     Raises:
         ValueError: k < 1, a threshold outside [0, 1], or an unknown store.
+        QuestionLogError: the question log is damaged or written by a newer qa.
     """
 
     def __init__(
@@ -162,7 +162,7 @@ class Bot:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.index_dir = settings.index_dir(index_dir)
-        self.store = parse_store(store)
+        self.store = open_store(store, self.index_dir)
         self.model = settings.model(model)
         answer_settings = answering or AnswerSettings()
         threshold = settings.threshold(threshold)
@@ -179,13 +179,14 @@ class Bot:
         self._embedder: Embedder | None = embedder
         self._retriever: Retriever | None = None
         self._reload_lock = threading.Lock()
-        self._manifest_seen: tuple | None = None
-        self._follow_ups: tuple[StoredIndex, dict[str, tuple[FollowUp, ...]]] | None = None
+        self._signature_seen: object = None
+        self._follow_ups: tuple[Index, dict[str, tuple[FollowUp, ...]]] | None = None
+        self.built: Manifest | None = None  # the manifest of the build `Bot.build` made
         if isinstance(question_log, QuestionLog):
             self.question_log: QuestionLog | None = question_log
         else:
             path = settings.question_log(question_log)
-            self.question_log = QuestionLog(path) if path else None
+            self.question_log = QuestionLog(path).open() if path else None  # a log it cannot use fails here
 
     @classmethod
     def build(
@@ -197,17 +198,29 @@ class Bot:
         progress: bool = False,
         embedder: Embedder | None = None,
         store: str | None = None,
+        vector_index: str = "auto",
+        max_bytes: int | None = None,
+        allow_conflicts: bool = True,
+        ray: str | None = None,
+        update: bool = True,
         **kwargs,
     ) -> "Bot":
-        """Index the documents under `paths` into `index_dir` and return a Bot over it.
+        """Index the documents under `paths` into `index_dir` and return a Bot over it (`bot.built`: the new manifest).
+
+        The build options are those of `qa.indexing.build_index`; `kwargs` go to the Bot.
 
         Raises:
             DocumentError: a malformed document; the previous index is untouched.
+            IndexBusyError: another build holds the index.
         """
         folder = settings.index_dir(index_dir)
         embedder = embedder or Embedder(model)
-        build_index(list(paths), folder, embedder, progress=progress, store=store)
-        return cls(folder, model=embedder.model_id, embedder=embedder, store=store, **kwargs)
+        bot = cls(folder, model=embedder.model_id, embedder=embedder, store=store, **kwargs)
+        bot.built = indexing.build_index(
+            list(paths), folder, embedder, progress=progress, store=bot.store, vector_index=vector_index,
+            max_bytes=max_bytes, allow_conflicts=allow_conflicts, ray=ray, update=update,
+        )
+        return bot
 
     @property
     def answer_settings(self) -> AnswerSettings:
@@ -222,11 +235,8 @@ class Bot:
         """
         with self._lock:
             if self._retriever is None:
-                if self.store.kind == "folder":
-                    self._manifest_seen = manifest_signature(self.index_dir)
-                    index = load_index(self.index_dir, model=self.model, verify=self.verify)
-                else:
-                    index = open_index(self.store, self.index_dir, model=self.model)
+                self._signature_seen = self.store.signature()
+                index = self.store.open(model=self.model, verify=self.verify)
                 if self._embedder is None or self._embedder.model_id != index.model:
                     self._embedder = Embedder(index.model)
                 self._embedder.warm_up()
@@ -236,39 +246,44 @@ class Bot:
         return self
 
     def reload_if_changed(self) -> bool:
-        """Switch to a newly committed index, if the manifest changed since the last look.
+        """Switch to a newly committed index, if the store's signature changed since the last look.
 
         The new index is loaded beside the old one and then swapped in with one
         assignment, so a request already running finishes on the old index. A new
         index that cannot be loaded (damaged, another model) is tried once and
-        logged as one warning; the old one keeps serving until the manifest changes again.
+        logged as one warning; the old one keeps serving until the signature changes again.
 
         Returns:
             True when the bot now serves a new index.
         """
         current = self._retriever
-        if current is None or self.store.kind != "folder":  # a Milvus index switches by its alias
+        if current is None:
             return False
-        signature = manifest_signature(self.index_dir)
-        if signature is None or signature == self._manifest_seen:
+        try:
+            signature = self.store.signature()
+        except QAError as exc:
+            log.warning("cannot look for a new index in %s (%s); still serving build %s",
+                        self.store, exc, current.index.manifest.build_id)
+            return False
+        if signature is None or signature == self._signature_seen:
             return False
         if not self._reload_lock.acquire(blocking=False):
             return False  # another request is loading it; this one is served by the old index
         try:
-            if signature == self._manifest_seen:
+            if signature == self._signature_seen:
                 return False
-            self._manifest_seen = signature
+            self._signature_seen = signature
             try:
-                index = load_index(self.index_dir, model=self.embedder.model_id, verify=self.verify)
+                index = self.store.open(model=self.embedder.model_id, verify=self.verify)
             except QAError as exc:
                 log.warning("a new index was committed in %s but cannot be used (%s); still serving build %s",
-                            self.index_dir, exc, current.index.manifest["build_id"])
+                            self.store, exc, current.index.manifest.build_id)
                 return False
-            if index.manifest["build_id"] == current.index.manifest["build_id"]:
+            if index.manifest.build_id == current.index.manifest.build_id:
                 return False
             self._retriever = Retriever(index, self.retrieval_settings)
             log.info("switched to the new index in %s (build %s, %d passages)",
-                     self.index_dir, index.manifest["build_id"], len(index.passages))
+                     self.store, index.manifest.build_id, len(index.passages))
             return True
         finally:
             self._reload_lock.release()
@@ -299,7 +314,7 @@ class Bot:
         return self._retriever
 
     @property
-    def index(self) -> StoredIndex:
+    def index(self) -> Index:
         """The loaded index (loads it on first use)."""
         return self.retriever.index
 
@@ -331,16 +346,16 @@ class Bot:
             warnings (the ingest checks' findings, "line: message") and built_at (UTC, ISO 8601).
         """
         manifest = self.index.manifest
-        built = manifest.get("built_at")
+        built = manifest.built_at
         rows = [
-            {"title": s.get("title", ""), "key": s.get("key", s["path"]), "kind": s.get("kind", ""),
-             "passages": s.get("passages", 0), "warnings": list(s.get("warnings", [])), "built_at": built}
-            for s in manifest.get("sources", [])
+            {"title": s.title, "key": s.key, "kind": s.kind, "passages": s.passages, "warnings": list(s.warnings),
+             "built_at": built}
+            for s in manifest.sources
         ]
         rows += [
-            {"title": "", "key": s["key"], "kind": "skipped", "passages": 0,
-             "warnings": [f"{s['line']}: {s['reason']}" if s.get("line") else s["reason"]], "built_at": built}
-            for s in manifest.get("skipped", [])
+            {"title": "", "key": s.key, "kind": "skipped", "passages": 0,
+             "warnings": [f"{s.line}: {s.reason}" if s.line else s.reason], "built_at": built}
+            for s in manifest.skipped
         ]
         return rows
 
@@ -432,7 +447,7 @@ class Bot:
             answers = [replace(a, follow_ups=follow_ups.get(a.citations[0].passage_id, ())) if a.answered else a
                        for a in answers]
         if self.question_log is not None:
-            build = retriever.index.manifest["build_id"]
+            build = retriever.index.manifest.build_id
             for answer in answers:
                 self.question_log.record(answer, chosen=choose, build_id=build, asker=asker)
         return answers

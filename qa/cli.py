@@ -14,7 +14,8 @@ import os
 import re
 import sys
 
-from .errors import QAError
+from .errors import DocumentError, QAError
+from .types import Manifest
 
 log = logging.getLogger("qa")
 
@@ -35,61 +36,54 @@ def _bot(args):
 
 def cmd_build(args) -> int:
     from . import settings
-    from .embedding import Embedder
-    from .indexing import build_index, is_stale
-    from .store import load_index
-
-    from .stores import parse_store
+    from .bot import Bot
+    from .indexing import is_stale
+    from .stores import open_store
 
     folder = settings.index_dir(args.index)
     paths = settings.data_paths(args.paths)
-    store = parse_store(args.store)
-    if store.kind != "folder":
-        return _build_elsewhere(args, store, folder, paths)
-    if args.if_stale and (folder / "manifest.json").exists():
+    store = open_store(args.store, folder)
+    if args.if_stale and store.signature() is not None:
         try:
             # Verify every file, as loading for answers will: a damaged index is never "up to date".
-            manifest = load_index(folder).manifest
-            fresh = not is_stale(folder) and manifest.get("inputs") == [str(p) for p in paths]
-            if fresh and (args.model is None or args.model == manifest["model"]):
-                print(f"index in {folder} is up to date ({manifest['passage_count']} passages)")
+            manifest = store.open().manifest
+            fresh = not is_stale(manifest) and list(manifest.inputs) == [str(p) for p in paths]
+            if fresh and (args.model is None or args.model == manifest.model):
+                print(terminal_safe(f"index in {store} is up to date ({manifest.passage_count} passages)"))
                 return 0
         except QAError as exc:
             print(f"rebuilding: {exc}", file=sys.stderr)
-    manifest = build_index(
-        paths, folder, Embedder(args.model), progress=not args.quiet, vector_index=args.vector_index,
+    manifest = Bot.build(
+        paths, folder, model=args.model, store=args.store, progress=not args.quiet, vector_index=args.vector_index,
         max_bytes=args.max_doc_bytes, allow_conflicts=args.allow_conflicts, ray=args.ray, update=not args.full,
-    )
+    ).built
     print(terminal_safe(
-        f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
-        f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {folder} "
-        f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']}, reused {manifest['reused']})"
+        f"indexed {manifest.passage_count} passages ({manifest.paragraph_count} paragraphs, "
+        f"{manifest.faq_count} FAQ pairs) from {len(manifest.sources)} files into {store} "
+        f"in {manifest.build_seconds:.1f} s (embedded {manifest.embedded}, reused {manifest.reused})"
     ))
     print(terminal_safe(build_summary(manifest)))  # file names may hold escape sequences
     print(update_summary(manifest))
     return 0
 
 
-def update_summary(manifest: dict) -> str:
+def update_summary(manifest: Manifest) -> str:
     """'files: 1 added, 2 changed, 0 removed, 97 unchanged; updated the index (kept 1,940 of 1,952 passages)'."""
-    files = manifest.get("files") or {}
+    files = manifest.files
     line = "files: " + ", ".join(f"{files.get(k, 0)} {k}" for k in ("added", "changed", "removed", "unchanged"))
-    update = manifest.get("update") or {}
-    if update.get("mode") == "incremental":
-        return line + (f"; updated the index (kept {update['kept_passages']:,} of {manifest['passage_count']:,} "
+    if manifest.incremental:
+        update = manifest.update
+        return line + (f"; updated the index (kept {update['kept_passages']:,} of {manifest.passage_count:,} "
                        f"passages; vector index {update['vector_index']})")
     return line + "; built the index in full"
 
 
-def build_summary(manifest: dict) -> str:
+def build_summary(manifest: Manifest) -> str:
     """'indexed 3 files; skipped 2: a.pdf: encrypted ...; b.md:3: not a text file ...', and the checks' warning count."""
-    from .indexing import skipped_line
-
-    skipped = manifest.get("skipped", [])
-    line = f"indexed {len(manifest['sources'])} files"
-    if skipped:
-        line += f"; skipped {len(skipped)}: " + "; ".join(map(skipped_line, skipped))
-    warnings = (manifest.get("problems") or {}).get("warnings", 0)
+    line = f"indexed {len(manifest.sources)} files"
+    if manifest.skipped:
+        line += f"; skipped {len(manifest.skipped)}: " + "; ".join(map(str, manifest.skipped))
+    warnings = manifest.problems.get("warnings", 0)
     if warnings:
         line += f"; {warnings} warning(s) from the ingest checks (`qa check` lists them)"
     return line
@@ -100,7 +94,7 @@ def cmd_check(args) -> int:
     from . import settings
     from .documents import load_document
     from .discovery import iter_files
-    from .errors import DocumentError, UnreadableDocumentError
+    from .errors import UnreadableDocumentError
 
     paths = settings.data_paths(args.paths)
     limit = settings.max_doc_bytes(args.max_doc_bytes)
@@ -110,9 +104,9 @@ def cmd_check(args) -> int:
         try:
             documents.append(load_document(path, limit))
         except UnreadableDocumentError as exc:
-            problems.append(_problem(str(path), str(exc), "warning", "unreadable"))
+            problems.append(_problem(str(path), exc, "warning", "unreadable"))
         except DocumentError as exc:
-            problems.append(_problem(str(path), str(exc), "error", "malformed"))
+            problems.append(_problem(str(path), exc, "error", "malformed"))
     problems += check_documents(documents)
     failing = [p for p in problems if p.severity == "error" and not (args.allow_conflicts and p.code == "conflict")]
     if args.json:
@@ -125,34 +119,11 @@ def cmd_check(args) -> int:
     return 1 if failing else 0
 
 
-def _problem(path: str, message: str, severity: str, code: str):
-    """A DocumentError's 'path:line: reason' as a Problem (line 1 when the message names none)."""
+def _problem(path: str, exc: DocumentError, severity: str, code: str):
+    """A DocumentError about the file at `path` as a Problem (line 1 when the error names none)."""
     from .checks import Problem
 
-    rest = message[len(path):] if message.startswith(path) else f": {message}"
-    line, _, reason = rest.lstrip(":").partition(": ")
-    if not line.strip().isdigit():
-        line, reason = "1", rest.lstrip(": ")
-    return Problem(path, int(line), severity, code, reason.removesuffix("; skipped"))
-
-
-def _build_elsewhere(args, store, folder, paths) -> int:
-    """`qa build` into a Milvus store (see qa.stores): the same build, written to Milvus."""
-    from .embedding import Embedder
-    from .indexing import build_index
-    from .stores import milvus_store
-
-    target = milvus_store(store, folder)
-    manifest = build_index(
-        paths, folder, Embedder(args.model), progress=not args.quiet, max_bytes=args.max_doc_bytes,
-        allow_conflicts=args.allow_conflicts, store=str(store), ray=args.ray,
-    )
-    print(terminal_safe(
-        f"indexed {manifest['passage_count']} passages ({manifest['paragraph_count']} paragraphs, "
-        f"{manifest['faq_count']} FAQ pairs) from {len(manifest['sources'])} files into {target} "
-        f"in {manifest['build_seconds']:.1f} s (embedded {manifest['embedded']})"
-    ))
-    return 0
+    return Problem(path, exc.line or 1, severity, code, exc.reason or str(exc))
 
 
 def cmd_show(args) -> int:
@@ -242,7 +213,7 @@ def _json(data) -> str:
 
 def source_paths(bot) -> dict[str, str]:
     """Each source's key (its path below the build's input, as citations carry it) → the file as the build named it."""
-    return {s["key"]: s["path"] for s in bot.index.manifest.get("sources", []) if "key" in s}
+    return {s.key: s.path for s in bot.index.manifest.sources}
 
 
 def cmd_ask(args) -> int:
@@ -259,30 +230,30 @@ def cmd_info(args) -> int:
     from . import settings
     from .errors import IndexCorruptError
     from .indexing import is_stale
-    from .stores import milvus_store, open_index, parse_store, read_store_manifest
+    from .stores import open_store, parse_store
 
-    folder = settings.index_dir(args.index)
-    store = parse_store(args.store)
-    manifest = read_store_manifest(store, folder)
+    spec = parse_store(args.store)
+    store = open_store(spec, settings.index_dir(args.index))
+    manifest = store.manifest()
     try:
-        open_index(store, folder)  # every checksum and every file (or every row), as answering will read them
+        store.open()  # every checksum and every file (or every row), as answering will read them
         damaged = None
     except IndexCorruptError as exc:
         damaged = str(exc)
-    stale = is_stale(folder, manifest)
+    stale = is_stale(manifest)
     info = {
-        "index": str(folder) if store.kind == "folder" else str(milvus_store(store, folder)),
-        "store": str(store),
-        "model": manifest["model"],
-        "dimension": manifest["dimension"],
-        "vector_index": manifest.get("vector_index"),
-        "passages": manifest["passage_count"],
-        "paragraphs": manifest.get("paragraph_count"),
-        "faq_pairs": manifest.get("faq_count"),
-        "built_at": manifest.get("built_at"),
+        "index": store.describe(),
+        "store": str(spec),
+        "model": manifest.model,
+        "dimension": manifest.dimension,
+        "vector_index": manifest.vector_index,
+        "passages": manifest.passage_count,
+        "paragraphs": manifest.paragraph_count,
+        "faq_pairs": manifest.faq_count,
+        "built_at": manifest.built_at,
         "fresh": not stale and damaged is None,
         "damaged": damaged,
-        "sources": [{"path": s["path"], "title": s["title"], "passages": s["passages"]} for s in manifest["sources"]],
+        "sources": [{"path": s.path, "title": s.title, "passages": s.passages} for s in manifest.sources],
     }
     status = 1 if damaged else 0
     if args.json:
@@ -435,8 +406,7 @@ def parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--if-stale", action="store_true", help="do nothing when the index is already up to date")
     b.add_argument("--full", action="store_true",
-                   help="read every file and build the indexes in full instead of updating the current index "
-                        "(vectors of unchanged text are still reused)")
+                   help="ignore the current index: read every file, embed every text and build the indexes in full")
     b.add_argument("--vector-index", choices=["auto", "flat", "hnsw"], default="auto", help="FAISS index type (default: by corpus size)")
     b.add_argument("--max-doc-bytes", type=int, metavar="N", help="refuse documents larger than N bytes (default: $QA_MAX_DOC_BYTES or 50 MiB)")
     b.add_argument("--allow-conflicts", action="store_true", help="build even when one FAQ question has different answers")

@@ -8,6 +8,7 @@ on the command line is read wherever it is: the user chose it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,15 @@ from .errors import DocumentError
 from .readers import supported_suffixes
 
 log = logging.getLogger(__name__)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _index_folders(root: Path) -> set[Path]:
@@ -96,8 +106,8 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         path = Path(raw)
         if not path.exists():
             if path.is_symlink():
-                raise DocumentError(f"{path}: dangling link (its target does not exist)")
-            raise DocumentError(f"{path}: no such file or folder")
+                raise DocumentError.at(path, "dangling link (its target does not exist)")
+            raise DocumentError.at(path, "no such file or folder")
         if path.is_dir():
             yield from _walk(path)
         elif path.suffix.lower() in suffixes:

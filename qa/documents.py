@@ -51,11 +51,11 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
             raw = fh.read(max_bytes + 1) if size <= max_bytes else b""
         size = max(size, len(raw))
     except OSError as exc:
-        raise DocumentError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise DocumentError.at(path, f"cannot read: {exc.strerror or exc}") from exc
     if size > max_bytes:
-        raise DocumentError(
-            f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit for one document; "
-            f"raise it with --max-doc-bytes or QA_MAX_DOC_BYTES"
+        raise DocumentError.at(
+            path, f"{size:,} bytes is over the {max_bytes:,}-byte limit for one document; "
+            "raise it with --max-doc-bytes or QA_MAX_DOC_BYTES"
         )
     return raw
 
@@ -84,17 +84,17 @@ def load_document(path: Path, max_bytes: int | None = None) -> Document:
         return Document(path=str(path), text=text, title="Alternate phrasings", passages=(), kind=ALTERNATES_KIND)
     reader = reader_for(path.suffix)
     if reader is None:
-        raise DocumentError(f"{path}: unsupported file type {path.suffix or '(none)'!r}")
+        raise DocumentError.at(path, f"unsupported file type {path.suffix or '(none)'!r}")
     data = read_bytes(path, max_bytes)
     try:
         document = reader.read(str(path), data)
     except DocumentError:
         raise
     except RecursionError as exc:
-        raise DocumentError(f"{path}: nested too deeply to parse") from exc
+        raise DocumentError.at(path, "nested too deeply to parse") from exc
     except Exception as exc:  # a parsing library's own failure: name the file, never crash the build
         reason = " ".join(str(exc).split())[:200]
-        raise DocumentError(f"{path}: cannot be parsed ({type(exc).__name__}: {reason})") from exc
+        raise DocumentError.at(path, f"cannot be parsed ({type(exc).__name__}: {reason})") from exc
     return _at_most(document, settings.max_doc_passages())
 
 

@@ -119,7 +119,8 @@ class Embedder:
         return self._encoder
 
     def _load(self) -> Encoder:
-        from .onnx_runtime import ExportError, load_onnx
+        from .onnx_cache import load_onnx
+        from .onnx_runtime import ExportError
 
         config = self.settings
         location = model_location(config.model)

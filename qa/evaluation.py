@@ -372,17 +372,17 @@ def evaluate_set(
 
 @contextmanager
 def _temporary_index(spec, tmp: Path, name: str) -> Iterator[Path]:
-    """The --index of a set's temporary index: a folder in `tmp`, or a Milvus collection of its own, dropped after."""
-    if spec.kind == "folder":
-        yield tmp / "index"
-        return
-    from .stores import milvus_store
+    """The --index of a set's temporary index, in `tmp` or in the store, dropped after.
 
-    index = tmp / f"eval_{name}_{uuid.uuid4().hex[:8]}"  # never the alias of an index the store already holds
+    Its name is new, so it is never the index of a store that already holds one (a Milvus alias).
+    """
+    from .stores import open_store
+
+    index = tmp / f"eval_{name}_{uuid.uuid4().hex[:8]}"
     try:
         yield index
     finally:
-        milvus_store(spec, index).drop()
+        open_store(spec, index).drop()
 
 
 def _pct(x) -> str:

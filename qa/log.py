@@ -3,14 +3,21 @@
 A local SQLite file (the standard library's `sqlite3`, in WAL mode), one row an
 answer: the question, the outcome (answered / suggested / abstained), the cited
 passage and confidence, the best retrieved passage even below the threshold,
-the ids of the first retrieved passages, the suggestion a user picked, and the
-user's feedback. `qa review` reads it.
+the ids of the first retrieved passages, the suggestion a user picked, the
+user's feedback, and who asked (a login or an address). `qa review` reads it.
 
 Writing to the log never blocks or fails an answer: every write waits at most
 `timeout` seconds for the file, and any failure (a locked file, a full disk, a
 damaged file) is logged as one warning, then quietly until a write succeeds
 again. The log keeps at most `max_rows` answers: the oldest are dropped as new
 ones come (their pages are reused, so the file stops growing).
+
+The file's schema has a version (SQLite's `PRAGMA user_version`) and grows only by
+`MIGRATIONS`, applied in order when a log is opened (the pattern of simonw/llm's
+`migrations.py`): a log written by any earlier release is upgraded in place and keeps
+its rows. A log that cannot be upgraded (damaged, or written by a newer qa) is a
+`QuestionLogError` when it is opened, one line at start, rather than answers that go
+unlogged without end.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from .errors import QuestionLogError
 from .types import Answer
 
 log = logging.getLogger(__name__)
@@ -31,8 +39,12 @@ DEFAULT_TIMEOUT = 0.25  # seconds a write may wait for the file before it is giv
 RETRIEVED_KEPT = 5  # retrieved passage ids kept per answer, best first (review's fallback candidates)
 _TRIM_EVERY = 100  # writes between two checks of the row limit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
+# The schema as its releases wrote it; each step is applied once, in order. Never edit a
+# released step: add one. A log from before versions were kept (user_version 0) is
+# recognised by its columns (`_released_version`).
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("the answers table (release a6d5c29)", """
+CREATE TABLE answers (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     answer_id TEXT NOT NULL UNIQUE,
     asked_at REAL NOT NULL,
@@ -43,15 +55,21 @@ CREATE TABLE IF NOT EXISTS answers (
     best_passage_id TEXT,
     best_score REAL,
     suggestions TEXT NOT NULL DEFAULT '',
-    retrieved TEXT NOT NULL DEFAULT '',
     chosen TEXT,
     helpful INTEGER,
     reviewed TEXT,
-    build_id TEXT,
-    asker TEXT
+    build_id TEXT
 );
-CREATE INDEX IF NOT EXISTS answers_open ON answers (reviewed);
-"""
+CREATE INDEX answers_open ON answers (reviewed);
+"""),
+    ("the first retrieved passages of each answer (release d941e7d)", """
+ALTER TABLE answers ADD COLUMN retrieved TEXT NOT NULL DEFAULT '';
+"""),
+    ("who asked each answer, for review's agreement of several askers (issue 21)", """
+ALTER TABLE answers ADD COLUMN asker TEXT;
+"""),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = ("seq", "answer_id", "asked_at", "question", "outcome", "confidence", "passage_id", "best_passage_id",
            "best_score", "suggestions", "retrieved", "chosen", "helpful", "reviewed", "build_id", "asker")
 
@@ -91,16 +109,44 @@ class QuestionLog:
         self._writes = 0
         self._failing = False
 
+    def open(self) -> "QuestionLog":
+        """Open the file now and bring its schema up to date, so that a log no write could use says so at start.
+
+        Only a file that is not a sound SQLite database, or whose schema is newer than this
+        code's, is refused: those never heal. A log that cannot be opened now for a passing
+        reason (another writer holds it, a full disk, a missing permission) is one warning,
+        and the writes try again as they always do.
+
+        Raises:
+            QuestionLogError: the file is damaged, or written by a newer qa.
+        """
+        with self._lock:
+            try:
+                self._connect()
+            except sqlite3.Error as exc:
+                if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+                    raise QuestionLogError(f"the question log {self.path} is damaged ({exc}); "
+                                           "move it aside to start a new one") from None
+                self._cannot_open(exc)
+            except OSError as exc:
+                self._cannot_open(exc)
+        return self
+
+    def _cannot_open(self, exc: Exception) -> None:
+        self._failed("answers", f"it cannot be opened now: {type(exc).__name__}: {exc}")
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _owner_only(self.path)
             conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file
-            conn.executescript(SCHEMA)
-            if "asker" not in {row[1] for row in conn.execute("PRAGMA table_info(answers)")}:
-                conn.execute("ALTER TABLE answers ADD COLUMN asker TEXT")  # a log written before issue 21
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: a power cut may lose the last rows, never the file
+                migrate(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
@@ -114,7 +160,7 @@ class QuestionLog:
             self._writes += 1
             if self._writes % _TRIM_EVERY == 0:
                 conn.execute("DELETE FROM answers WHERE seq <= (SELECT MAX(seq) FROM answers) - ?", (self.max_rows,))
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, QuestionLogError) as exc:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -183,3 +229,46 @@ class QuestionLog:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _released_version(conn: sqlite3.Connection) -> int:
+    """The schema version of a log written before versions were kept: 0 (empty), 1, 2 or 3, by its columns.
+
+    The hardening branch (issue 21) added `asker` before versions were kept: its logs are version 3.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(answers)")}
+    if not columns:
+        return 0
+    if "asker" in columns:
+        return 3
+    return 2 if "retrieved" in columns else 1
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str = "") -> int:
+    """Bring a log's schema to SCHEMA_VERSION, one migration at a time, in one transaction; returns the version.
+
+    Raises:
+        QuestionLogError: the log was written by a newer qa.
+        sqlite3.Error: the file is not a readable SQLite database.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return version
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then finds the work done
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0] or _released_version(conn)
+        if version > SCHEMA_VERSION:
+            raise QuestionLogError(
+                f"the question log {path} has schema version {version}, newer than this qa's {SCHEMA_VERSION}; "
+                "upgrade qa, or point $QA_LOG at another file"
+            )
+        for number, (description, sql) in enumerate(MIGRATIONS[version:], version + 1):
+            log.info("question log %s: migration %d, %s", path, number, description)
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from .embedding import Embedder, EmbedderSettings
-from .stores import require
+from .errors import require
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .keys import FIELD_ALTERNATE, FIELD_ENTRY, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
 from .lexical import analyze, term_weights, unseen_idf
-from .store import StoredIndex
+from .stores import Index
 from .types import Hit
 
 
@@ -113,7 +113,7 @@ class Retriever:
         settings: fusion weights; the defaults are the measured best.
     """
 
-    def __init__(self, index: StoredIndex, settings: RetrievalSettings | None = None):
+    def __init__(self, index: Index, settings: RetrievalSettings | None = None):
         self.index = index
         self.settings = settings or RetrievalSettings()
         keys = index.keys

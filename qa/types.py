@@ -1,4 +1,4 @@
-"""The currency every stage passes around: passages, citations and answers.
+"""The currency every stage passes around: passages, citations and answers, and an index's manifest.
 
 These are small frozen dataclasses with no behaviour beyond serialisation, so
 that parsing, indexing, retrieval, answering and the UI agree on one shape.
@@ -6,8 +6,9 @@ that parsing, indexing, retrieval, answering and the UI agree on one shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Iterator, Literal
 
 PassageKind = Literal["faq", "paragraph"]
 
@@ -211,3 +212,157 @@ class Answer:
             "answer_id": self.answer_id,
             "follow_ups": [f.to_dict() for f in self.follow_ups],
         }
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file a build read: where it was, its content hash, and what its reader made of it.
+
+    `key` is the path below the folder given to the build (what citations show);
+    `reader_warnings` is None in manifests written before they were kept, and then
+    an update reads the file again rather than reuse its passages.
+    """
+
+    path: str
+    key: str
+    sha256: str
+    title: str = ""
+    kind: str = ""
+    passages: int = 0
+    reader_warnings: tuple[tuple[int, str], ...] | None = None
+    renamed: bool = False  # a passage id was made unique across files: an update reads the file again
+    warnings: tuple[str, ...] = ()  # the ingest checks' findings, "line: message"
+
+    def to_dict(self) -> dict:
+        data: dict[str, Any] = {"path": self.path, "key": self.key, "sha256": self.sha256, "title": self.title,
+                                "kind": self.kind, "passages": self.passages}
+        if self.reader_warnings is not None:
+            data["reader_warnings"] = [[line, message] for line, message in self.reader_warnings]
+        data["renamed"] = self.renamed
+        data["warnings"] = list(self.warnings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Source":
+        warnings = data.get("reader_warnings")
+        return cls(
+            path=data["path"],
+            key=data.get("key", data["path"]),
+            sha256=data.get("sha256", ""),
+            title=data.get("title", ""),
+            kind=data.get("kind", ""),
+            passages=int(data.get("passages", 0)),
+            reader_warnings=None if warnings is None else tuple((int(line), str(m)) for line, m in warnings),
+            renamed=bool(data.get("renamed", False)),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file a build could not read (binary, encrypted, damaged), and why: fixing it makes the index stale."""
+
+    path: str
+    key: str
+    sha256: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        """'scan.pdf: no text ...' or 'image.md:3: not a text file ...', for messages."""
+        where = self.key + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "key": self.key, "sha256": self.sha256, "line": self.line, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Skipped":
+        return cls(path=data["path"], key=data.get("key", data["path"]), sha256=data.get("sha256", ""),
+                   reason=data.get("reason", ""), line=data.get("line"))
+
+
+@dataclass(frozen=True)
+class Manifest(Mapping):
+    """What one build of an index holds and how it was made: model, counts, corpus, and the build's own record.
+
+    A store keeps it as JSON (the folder store as manifest.json, Milvus as a collection
+    property). `from_dict` reads the fields the code uses and keeps the JSON whole in
+    `data`, and `to_dict` gives that JSON back unchanged, fields of one store or of
+    another version of qa included, so that reading and writing a manifest never loses
+    a field. It also reads as a read-only mapping of that JSON, for tools that print it.
+
+    Raises (from_dict):
+        KeyError, TypeError, ValueError: a required field is missing or of the wrong type.
+    """
+
+    model: str
+    dimension: int
+    build_id: str
+    passage_count: int
+    key_count: int | None = None
+    faq_count: int = 0
+    paragraph_count: int = 0
+    fingerprint: str | None = None
+    inputs: tuple[str, ...] = ()
+    input_paths: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    built_at: str | None = None
+    readers: str | None = None  # qa.incremental.reader_digest() of the code that read the documents
+    vector_index: str | None = None
+    embedded: int = 0
+    reused: int = 0
+    deduplicated: int = 0
+    update: Mapping[str, Any] = field(default_factory=dict)
+    files: Mapping[str, int] = field(default_factory=dict)
+    problems: Mapping[str, int] = field(default_factory=dict)
+    build_seconds: float | None = None
+    checksums: Mapping[str, str] = field(default_factory=dict)  # the folder store's: file → SHA-256
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def incremental(self) -> bool:
+        """True when this build updated the previous one rather than building in full."""
+        return self.update.get("mode") == "incremental"
+
+    def to_dict(self) -> dict:
+        return dict(self.data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Manifest":
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a manifest is a JSON object, got {type(data).__name__}")
+        counts = {name: int(data[name]) for name in ("faq_count", "paragraph_count", "embedded", "reused",
+                                                      "deduplicated") if data.get(name) is not None}
+        return cls(
+            model=str(data["model"]),
+            dimension=int(data["dimension"]),
+            build_id=str(data["build_id"]),
+            passage_count=int(data["passage_count"]),
+            key_count=None if data.get("key_count") is None else int(data["key_count"]),
+            fingerprint=data.get("fingerprint"),
+            inputs=tuple(data.get("inputs", ())),
+            input_paths=tuple(data.get("input_paths", ())),
+            sources=tuple(Source.from_dict(s) for s in data.get("sources", ())),
+            skipped=tuple(Skipped.from_dict(s) for s in data.get("skipped", ())),
+            built_at=data.get("built_at"),
+            readers=data.get("readers"),
+            vector_index=data.get("vector_index"),
+            update=dict(data.get("update") or {}),
+            files=dict(data.get("files") or {}),
+            problems=dict(data.get("problems") or {}),
+            build_seconds=data.get("build_seconds"),
+            checksums=dict(data.get("checksums") or {}),
+            data=dict(data),
+            **counts,
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)

@@ -89,3 +89,11 @@ def chat_url(bot):
     app = ui.build_app(bot)
     yield ui.launch(app, "127.0.0.1", free_port(), block=False)
     app.close()
+
+
+@pytest.fixture
+def fake_embedder():
+    """An Embedder over the hash-seeded fake encoder (tests/fakes.py): vectors without a model."""
+    from .fakes import fake_embedder
+
+    return fake_embedder()

@@ -13,7 +13,8 @@ import pytest
 from qa import settings
 from qa.embedding import Embedder
 from qa.encoders import DEFAULT_MODEL, model_location
-from qa.onnx_runtime import CHECK_TEXTS, ExportError, OnnxEncoder, load_onnx
+from qa.onnx_cache import load_onnx
+from qa.onnx_runtime import CHECK_TEXTS, ExportError, OnnxEncoder
 from qa.errors import QAError
 
 from .conftest import EVAL, ROOT

@@ -21,7 +21,7 @@ import pytest
 from qa import Answer, Bot, Citation, Hit, Passage
 from qa.cli import main as cli_main
 from qa.indexing import build_index
-from qa.store import read_manifest
+from qa.stores.folder import read_manifest
 
 from .conftest import ARTICLE, FIXTURES, ROOT, free_port
 from .rel_support import QUESTIONS, qa_env, snapshot, without_id

@@ -12,7 +12,7 @@ import qa.indexing
 from bench.textgen import TextGenerator
 from qa import Bot
 from qa.indexing import build_index
-from qa.store import load_index
+from qa.stores.folder import load_index
 
 from .conftest import ARTICLE
 from .rel_support import QUESTIONS
@@ -144,7 +144,7 @@ def test_an_index_changes_type_when_the_request_changes(corpora, embedder, tmp_p
 
 @pytest.mark.parametrize("change", ["no digests", "other readers"])
 def test_an_index_without_digests_or_read_by_other_code_is_built_in_full(corpora, embedder, tmp_path, change):
-    from qa.store import manifest_digest
+    from qa.stores.folder import manifest_digest
 
     _, after, built = corpora
     folder = tmp_path / "index"

@@ -10,9 +10,10 @@ import pytest
 
 from qa import Bot
 from qa.errors import DocumentError, IndexMismatchError, IndexNotFoundError
-from qa.indexing import build_index, is_stale, make_vector_index
+from qa.indexing import build_index, is_stale
+from qa.stores.folder import make_vector_index
 from qa.keys import FIELD_QUESTION
-from qa.store import load_index, manifest_digest, read_manifest
+from qa.stores.folder import load_index, manifest_digest, read_manifest
 
 from .conftest import ARTICLE
 

@@ -78,7 +78,7 @@ def test_a_dense_search_caches_the_vectors_of_its_hits_exactly(bot, milvus_db):
 
 
 def test_the_cache_keeps_at_most_its_capacity_and_answers_alike(bot, milvus_db):
-    from qa.milvus_store import KeyVectorCache
+    from qa.stores.milvus import KeyVectorCache
 
     folder, milvus = bot.index, open_index(milvus_db, "article")
     milvus.cache = KeyVectorCache(capacity=5)
@@ -171,7 +171,7 @@ def test_importing_qa_imports_neither_milvus_nor_ray():
 
 def test_eval_on_milvus_measures_what_it_measures_on_folders_and_leaves_nothing(tmp_path, embedder):
     from qa.evaluation import evaluate_set
-    from qa.milvus_store import MilvusStore
+    from qa.stores.milvus import MilvusStore
 
     from .conftest import EVAL
 
@@ -220,25 +220,40 @@ def test_a_milvus_rebuild_embeds_only_new_text_and_keeps_the_vectors(tmp_path, e
     rows = np.flatnonzero(np.isin(after.keys[:, 0], same))
     assert np.array_equal(after.key_vectors(rows), vectors)
     # Vectors built by another model are never reused.
-    from qa.milvus_store import MilvusStore
+    from qa.stores.milvus import MilvusStore
 
-    assert MilvusStore(str(tmp_path / "qa.db"), "qa_kb").stored_vectors("another-model") is None
+    assert MilvusStore(str(tmp_path / "qa.db"), "qa_kb").previous("another-model") is None
 
 
-def test_a_process_keeps_answering_from_its_build_after_one_rebuild_and_says_so_after_two(tmp_path, embedder):
-    from qa.errors import IndexNotFoundError as Gone
-
+def test_a_chat_over_milvus_lite_switches_to_each_new_build_without_a_restart(tmp_path, embedder):
     store = f"milvus:{tmp_path / 'qa.db'}"
     build_index([ARTICLE], "kb", embedder, store=store)
     serving = Bot("kb", store=store, embedder=embedder).warm_up()
     answer = without_id(serving.ask(QUESTIONS[0]).to_dict())
-    corpus = make_second_corpus(tmp_path / "corpus")
-    build_index([corpus], "kb", embedder, store=store)
-    assert without_id(serving.ask(QUESTIONS[0]).to_dict()) == answer  # still its own build, whole
+    first = serving.index.manifest.build_id
+    rebuilt = Bot.build([make_second_corpus(tmp_path / "corpus")], "kb", embedder=embedder, store=store)
+    assert without_id(serving.ask(QUESTIONS[0]).to_dict()) == without_id(rebuilt.ask(QUESTIONS[0]).to_dict())
+    assert serving.index.manifest.build_id == rebuilt.built.build_id != first
+    assert any(p.id == "support:password" for p in serving.passages)
+    Bot.build([ARTICLE], "kb", embedder=embedder, store=store)
+    assert without_id(serving.ask(QUESTIONS[0]).to_dict()) == answer
+    assert not any(p.id == "support:password" for p in serving.passages)
+
+
+def test_a_build_held_by_a_request_keeps_answering_after_one_rebuild_and_says_so_after_two(tmp_path, embedder):
+    from qa.errors import IndexNotFoundError as Gone
+
+    store = f"milvus:{tmp_path / 'qa.db'}"
+    build_index([ARTICLE], "kb", embedder, store=store)
+    held = open_index(store, "kb")  # what a request in flight holds while builds commit
+    query = embedder.encode([QUESTIONS[0]])
+    rows = held.nearest_keys(query, 10)
+    build_index([make_second_corpus(tmp_path / "corpus")], "kb", embedder, store=store)
+    assert np.array_equal(held.nearest_keys(query, 10), rows)  # still its own build, whole
     build_index([ARTICLE], "kb", embedder, store=store)
     with pytest.raises(Gone, match=r"is gone: the index was rebuilt twice since; restart"):
-        serving.ask(QUESTIONS[0])
-    assert without_id(Bot("kb", store=store, embedder=embedder).ask(QUESTIONS[0]).to_dict()) == answer
+        held.nearest_keys(query, 10)
+    assert np.array_equal(open_index(store, "kb").nearest_keys(query, 10), rows)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ pytest.importorskip("ray", reason="the 'scale' extra is not installed")
 
 import qa.indexing  # noqa: E402
 from qa.indexing import build_index  # noqa: E402
-from qa.store import load_index  # noqa: E402
+from qa.stores.folder import load_index  # noqa: E402
 
 from .conftest import ARTICLE, DATA  # noqa: E402
 from .rel_support import make_second_corpus  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 
 from qa import Bot, IndexBusyError, QAError
 from qa.indexing import build_index, collect_passages
-from qa.store import MANIFEST, load_index, read_manifest
+from qa.stores.folder import MANIFEST, load_index, read_manifest
 
 from .conftest import ARTICLE, ROOT
 from .rel_support import EXTRA_FAQ, QUESTIONS, Build, copy_index, folder_state, make_second_corpus, qa_env, snapshot

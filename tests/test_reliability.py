@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from qa import Bot, DocumentError, IndexBusyError, IndexCorruptError, QAError
-from qa import store
+from qa.stores import folder as store
 from qa.cli import main as cli_main
 from qa.documents import load_document
-from qa.indexing import build_index, collect_documents, skipped_line
-from qa.store import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
+from qa.indexing import build_index, collect_documents
+from qa.stores.folder import MANIFEST, build_lock, load_index, manifest_digest, read_manifest, sha256_file
 
 from .conftest import ARTICLE
 from .rel_support import QUESTIONS, copy_index, folder_state, make_second_corpus, snapshot, without_id
@@ -77,7 +77,7 @@ def test_first_asks_from_many_threads_load_the_index_once(article_index, embedde
         loads.append(threading.get_ident())
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr("qa.bot.load_index", counting_load)
+    monkeypatch.setattr("qa.stores.folder.load_index", counting_load)
     cold = Bot(article_index, embedder=embedder)
     barrier = threading.Barrier(8)
     answers: list[dict] = []
@@ -107,7 +107,7 @@ def test_a_second_build_fails_with_a_clear_message_while_another_holds_the_folde
 
 
 def test_a_waiting_build_says_that_it_waits(index_copy, embedder, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="qa.store")
+    caplog.set_level(logging.WARNING, logger="qa.stores.folder")
     with build_lock(index_copy, wait=0):
         with pytest.raises(IndexBusyError):
             build_index([make_second_corpus(tmp_path / "corpus2")], index_copy, embedder, lock_wait=0.5)
@@ -332,8 +332,8 @@ def test_a_malformed_faq_file_is_skipped_with_its_line_and_the_rest_is_read(tmp_
     corpus = make_second_corpus(tmp_path / "corpus")
     (corpus / name).write_text(content, encoding="utf-8")
     documents, sources, skipped = collect_documents([corpus])
-    assert [s["key"] for s in sources] == [ARTICLE.name, "support.json"]
-    assert len(skipped) == 1 and re.match(error, skipped_line(skipped[0]))
+    assert [s.key for s in sources] == [ARTICLE.name, "support.json"]
+    assert len(skipped) == 1 and re.match(error, str(skipped[0]))
 
 
 def test_a_jsonl_answer_holding_a_raw_line_separator_is_one_record(tmp_path):
@@ -398,9 +398,9 @@ def test_documents_over_the_size_limit_are_skipped_and_named(index_copy, tmp_pat
     corpus = make_second_corpus(tmp_path / "corpus")
     monkeypatch.setenv("QA_MAX_DOC_BYTES", str(size - 1))
     manifest = build_index([corpus], index_copy, embedder)
-    assert [s["key"] for s in manifest["sources"]] == ["support.json"]
+    assert [s.key for s in manifest.sources] == ["support.json"]
     assert re.match(rf"{ARTICLE.name}: {size:,} bytes is over the {size - 1:,}-byte limit .*--max-doc-bytes or QA_MAX_DOC_BYTES",
-                    skipped_line(manifest["skipped"][0]))
+                    str(manifest.skipped[0]))
     monkeypatch.setenv("QA_MAX_DOC_BYTES", str(size))
     build_index([corpus], index_copy, embedder)
     assert read_manifest(index_copy)["passage_count"] > 19

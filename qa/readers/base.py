@@ -106,7 +106,7 @@ def decode_text(path: str, raw: bytes) -> str:
     nul = raw.find(b"\0")
     if nul >= 0:
         line = raw[:nul].count(b"\n") + 1
-        raise UnreadableDocumentError(f"{path}:{line}: not a text file (it holds NUL bytes); skipped")
+        raise UnreadableDocumentError(path, "not a text file (it holds NUL bytes)", line)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,9 +122,7 @@ def decode_text(path: str, raw: bytes) -> str:
         pass
     share = text.count("\ufffd") / max(1, len(text))
     if share >= MAX_REPLACEMENT_SHARE:
-        raise UnreadableDocumentError(
-            f"{path}:{line}: not a text file ({share:.0%} of it is not valid UTF-8); skipped"
-        )
+        raise UnreadableDocumentError(path, f"not a text file ({share:.0%} of it is not valid UTF-8)", line)
     log.warning("%s:%d: not valid UTF-8; undecodable bytes replaced with U+FFFD", path, line)
     return text
 
@@ -139,7 +137,7 @@ def sentences_of(path: str, line: int, body: str, offset: int):
     try:
         return split_sentences(body, offset=offset)
     except Exception as exc:  # pysbd is a dependency: its failures must name the document, not crash the build
-        raise DocumentError(f"{path}:{line}: cannot split into sentences ({type(exc).__name__}: {exc})") from exc
+        raise DocumentError.at(path, f"cannot split into sentences ({type(exc).__name__}: {exc})", line) from exc
 
 
 # --------------------------------------------------------------------------- blocks → passages
@@ -474,5 +472,5 @@ def check_ids(path: str, passages: list[Passage]) -> None:
     seen: dict[str, int] = {}
     for p in passages:
         if p.id in seen:
-            raise DocumentError(f"{path}:{p.line}: duplicate id {p.id.split(':', 1)[1]!r} (first on line {seen[p.id]})")
+            raise DocumentError.at(path, f"duplicate id {p.id.split(':', 1)[1]!r} (first on line {seen[p.id]})", p.line)
         seen[p.id] = p.line

@@ -47,7 +47,7 @@ def _open(path: str, data: bytes):
         return docx.Document(io.BytesIO(data))
     except Exception as exc:  # a broken zip, a zip without word/document.xml, bad XML: skip, with the reason
         reason = " ".join(str(exc).split())[:160]
-        raise UnreadableDocumentError(f"{path}: not a readable .docx ({type(exc).__name__}: {reason}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable .docx ({type(exc).__name__}: {reason})") from exc
 
 
 def parse_docx(path: str, data: bytes) -> Document:
@@ -88,7 +88,7 @@ def parse_docx(path: str, data: bytes) -> Document:
         core_title = document.core_properties.title
     except Exception as exc:
         reason = " ".join(str(exc).split())[:160]
-        raise UnreadableDocumentError(f"{path}: not a readable .docx ({type(exc).__name__}: {reason}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable .docx ({type(exc).__name__}: {reason})") from exc
     title = title or (" ".join(core_title.split()) if core_title else None) or readable_title(Path(path))
     title, passages, warnings = assemble(path, out.text, out.blocks, questions_anywhere=True, title=title)
     return Document(path=path, text=out.text, title=title, passages=tuple(passages), kind=KIND, warnings=tuple(warnings))

@@ -23,16 +23,16 @@ def faq_passage(path: str, title: str, record: dict, line: int, position: int, s
     The passage's offsets are into the answer string itself: FAQ files hold no shared source text.
     """
     if not isinstance(record, dict):
-        raise DocumentError(f"{path}:{line}: expected an object with 'question' and 'answer', got {type(record).__name__}")
+        raise DocumentError.at(path, f"expected an object with 'question' and 'answer', got {type(record).__name__}", line)
     fields = {str(k).strip().lower(): v for k, v in record.items()}
     for name in ("question", "answer", "id", "alternates", "follow_ups"):
         texts = fields.get(name) if isinstance(fields.get(name), list) else [fields.get(name)]
         if any(isinstance(t, str) and _SURROGATE.search(t) for t in texts):
             # Only JSON escapes ("\ud800") can produce these; no encoder or file can hold them.
-            raise DocumentError(f"{path}:{line}: {name!r} holds invalid Unicode (an unpaired surrogate escape)")
+            raise DocumentError.at(path, f"{name!r} holds invalid Unicode (an unpaired surrogate escape)", line)
     missing = [f for f in ("question", "answer") if not isinstance(fields.get(f), str) or not fields[f].strip()]
     if missing:
-        raise DocumentError(f"{path}:{line}: missing or empty {' and '.join(repr(m) for m in missing)}")
+        raise DocumentError.at(path, f"missing or empty {' and '.join(repr(m) for m in missing)}", line)
     alternates = _string_list(fields, "alternates", path, line)
     follow_ups = _string_list(fields, "follow_ups", path, line)
     answer = fields["answer"]
@@ -64,5 +64,5 @@ def _string_list(fields: dict, name: str, path: str, line: int) -> tuple[str, ..
     if isinstance(value, str):
         value = value.split(LIST_SEPARATOR)
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise DocumentError(f"{path}:{line}: {name!r} must be a list of strings")
+        raise DocumentError.at(path, f"{name!r} must be a list of strings", line)
     return tuple(v.strip() for v in value if v.strip())

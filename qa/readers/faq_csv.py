@@ -20,12 +20,12 @@ def parse_faq_csv(path: str, text: str) -> Document:
     try:
         header = next(reader, None)
     except csv.Error as exc:
-        raise DocumentError(f"{path}:1: bad CSV: {exc}") from exc
+        raise DocumentError.at(path, f"bad CSV: {exc}", 1) from exc
     if header is None:
-        raise DocumentError(f"{path}:1: empty CSV file; expected a header with question and answer")
+        raise DocumentError.at(path, "empty CSV file; expected a header with question and answer", 1)
     names = [h.strip().lower() for h in header]
     if "question" not in names or "answer" not in names:
-        raise DocumentError(f"{path}:1: the CSV header must name 'question' and 'answer' columns, got {header}")
+        raise DocumentError.at(path, f"the CSV header must name 'question' and 'answer' columns, got {header}", 1)
     title = readable_title(Path(path))
     seen: dict[str, int] = {}
     passages = []
@@ -35,10 +35,10 @@ def parse_faq_csv(path: str, text: str) -> Document:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(names):
-                raise DocumentError(f"{path}:{line}: expected {len(names)} fields, got {len(row)}")
+                raise DocumentError.at(path, f"expected {len(names)} fields, got {len(row)}", line)
             passages.append(faq_passage(path, title, dict(zip(names, row)), line, len(passages), seen))
     except csv.Error as exc:
-        raise DocumentError(f"{path}:{reader.line_num}: bad CSV: {exc}") from exc
+        raise DocumentError.at(path, f"bad CSV: {exc}", reader.line_num) from exc
     check_ids(path, passages)
     return Document(path=path, text=text, title=title, passages=tuple(passages), kind=KIND)
 

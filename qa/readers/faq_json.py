@@ -27,7 +27,7 @@ def parse_faq_jsonl(path: str, text: str) -> Document:
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            raise DocumentError(f"{path}:{line_no}: invalid JSON: {_json_reason(exc)}") from exc
+            raise DocumentError.at(path, f"invalid JSON: {_json_reason(exc)}", line_no) from exc
         passages.append(faq_passage(path, title, record, line_no, len(passages), seen))
     check_ids(path, passages)
     return Document(path=path, text=text, title=title, passages=tuple(passages), kind=KIND)
@@ -39,14 +39,14 @@ def parse_faq_json(path: str, text: str) -> Document:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         line = exc.lineno if isinstance(exc, json.JSONDecodeError) else 1
-        raise DocumentError(f"{path}:{line}: invalid JSON: {_json_reason(exc)}") from exc
+        raise DocumentError.at(path, f"invalid JSON: {_json_reason(exc)}", line) from exc
     title = readable_title(Path(path))
     if isinstance(data, dict):
         if isinstance(data.get("title"), str) and data["title"].strip():
             title = data["title"].strip()
         data = data.get("faqs", data.get("items"))
     if not isinstance(data, list):
-        raise DocumentError(f"{path}:1: expected a list of FAQ objects (or {{'faqs': [...]}})")
+        raise DocumentError.at(path, f"expected a list of FAQ objects (or {{'faqs': [...]}})", 1)
     seen: dict[str, int] = {}
     passages = []
     for i, record in enumerate(data):

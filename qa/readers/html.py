@@ -276,7 +276,7 @@ def _parse(path: str, data: bytes):
     try:
         root = lxml.html.document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as exc:
-        raise UnreadableDocumentError(f"{path}: not a readable HTML page ({exc}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable HTML page ({exc})") from exc
     warnings = []
     cut = next((e for e in parser.error_log if e.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in e.message), None)
     if cut is not None:

@@ -57,12 +57,12 @@ def _reader(path: str, data: bytes):
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableDocumentError(f"{path}: encrypted PDF that needs a password; skipped")
+            raise UnreadableDocumentError(path, "encrypted PDF that needs a password")
         return reader
     except UnreadableDocumentError:
         raise
     except Exception as exc:  # pypdf raises many kinds on damaged files; each is a reason to skip, named
-        raise UnreadableDocumentError(f"{path}: not a readable PDF ({_reason(exc)}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable PDF ({_reason(exc)})") from exc
 
 
 _JUNK_TITLES = {"untitled", "untitled document", "title", "document", "none", "null", "unknown", "microsoft word"}
@@ -108,11 +108,9 @@ def parse_pdf(path: str, data: bytes) -> Document:
             if blocks and out.blocks:
                 out.blocks[-1].closes = True  # an FAQ answer ends with its page
     except Exception as exc:
-        raise UnreadableDocumentError(f"{path}: not a readable PDF ({_reason(exc)}); skipped") from exc
+        raise UnreadableDocumentError(path, f"not a readable PDF ({_reason(exc)})") from exc
     if not out.blocks:
-        raise UnreadableDocumentError(
-            f"{path}: no text in {len(pages)} page(s) (a scanned, image-only PDF?); skipped"
-        )
+        raise UnreadableDocumentError(path, f"no text in {len(pages)} page(s) (a scanned, image-only PDF?)")
     text = out.text
 
     def locate(offset: int) -> tuple[int | None, int]:

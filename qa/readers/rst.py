@@ -34,7 +34,7 @@ def _doctree(path: str, text: str):
         return publish_doctree(text, source_path=path, settings_overrides=_SETTINGS)
     except Exception as exc:  # docutils is a dependency: its failures name the file
         line = getattr(exc, "line", None) or 1
-        raise DocumentError(f"{path}:{line}: reStructuredText cannot be parsed ({type(exc).__name__}: {exc})") from exc
+        raise DocumentError.at(path, f"reStructuredText cannot be parsed ({type(exc).__name__}: {exc})", line) from exc
 
 
 def parse_rst(path: str, text: str) -> Document:

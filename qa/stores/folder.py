@@ -1,11 +1,11 @@
-"""The index on disk: a folder with a manifest that names one build's files.
+"""The folder store: an index as a folder of files, with a manifest that names one build's files.
 
 Layout of an index folder::
 
     manifest.json            the commit point: format, model, fingerprint, counts, checksums, build id
     <build-id>/passages.jsonl
     <build-id>/keys.npy      int32 rows (passage, field, sentence) — what each vector embeds
-    <build-id>/digests.npy   uint8 (n_keys, 16): each key's model-input digest, for updates (qa/incremental.py)
+    <build-id>/digests.npy   uint8 (n_keys, 16): each key's model-input digest, for the next build's reuse
     <build-id>/vectors.faiss
     <build-id>/slots.npy     int64, only after an update of an HNSW index: key row → FAISS id
     <build-id>/bm25/         bm25s' own save format, and every passage's analysed terms
@@ -18,9 +18,13 @@ one `os.replace`, so a reader sees the old index or the new one, never a mix,
 and a build killed at any point leaves the previous index as it was.
 Nothing is pickled: JSON, JSONL, `.npy` without pickle, and FAISS' own format.
 
-A build reports each stage it reaches to an optional `on_stage` callback
-(stages, in order: parse, embed, write, commit, manifest, cleanup); the crash
-tests use it to stop a build at a known point and SIGKILL it there.
+The vectors are a FAISS index: exact (IndexFlatIP) up to FLAT_MAX_VECTORS, HNSW above.
+An update of an HNSW index adds the new vectors to the previous graph in place
+(`update_hnsw`): removed ones stay in the graph as ids that searches skip, until
+they pass REBUILD_SHARE of it.
+
+`write` reports each stage it reaches to `on_stage` (write, commit, manifest,
+cleanup); the crash tests stop a build there and SIGKILL it.
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
-from .lexical import LexicalIndex
-from .types import Passage
+from ..discovery import sha256_file
+from ..errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
+from ..lexical import LexicalIndex
+from ..types import Manifest, Passage
+from .base import Build, OnStage, Stored, no_stage
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +57,23 @@ FORMAT_VERSION = 3  # 2: the manifest carries its own checksum; 3: FAQ pairs hav
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# Exact search (IndexFlatIP) up to this many vectors; above it, HNSW. Measured by `make bench`
+# (docs/performance.md): one exact query costs ~0.5 ms at 10k vectors, 1.5 ms at 30k, 6 ms at
+# 100k and 60-120 ms at 1M on 2 cores; HNSW stays under a millisecond at every size, with
+# recall@10 0.998 up to 100k. Below 20k exact search is cheap enough to keep results exact.
+FLAT_MAX_VECTORS = 20_000
+# HNSW, not IVF: on the model's real embeddings IVF needed 6-12 % of its lists probed for
+# recall@10 >= 0.95 (HNSW: 0.98 at efSearch 32), and HNSW needs no training. efSearch 400
+# rather than the 200 the Retriever's k = 200 gives anyway (FAISS searches with max(efSearch, k)):
+# at 1M vectors recall@10 0.981 against 0.971, for p50 ~0.8 instead of ~0.45 ms. Corpora with
+# many near-duplicates stay lower (0.94 at 1M): see docs/performance.md, "Scale".
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 400
+VECTOR_INDEX_KINDS = ("auto", "flat", "hnsw")
+# Rebuild an HNSW index when more than this share of its vectors belong to removed keys:
+# they cost memory and search time, and the graph around them has drifted from a fresh one's.
+REBUILD_SHARE = 0.2
 
 
 def manifest_digest(manifest: dict) -> str:
@@ -65,31 +82,17 @@ def manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("ascii")).hexdigest()
 
 
-def fingerprint(sources: list[dict]) -> str:
-    """One hash of the corpus: every source file's key (path below its input root) and content hash."""
-    digest = hashlib.sha256()
-    for src in sorted(sources, key=lambda s: s["key"]):
-        digest.update(f"{src['key']}\0{src['sha256']}\n".encode())
-    return digest.hexdigest()
-
-
 @dataclass
-class StoredIndex:
-    """An index loaded from disk: everything retrieval and answering need.
-
-    This is the store seam (qa/stores.py): retrieval asks an index only for its
-    passages and key rows, `nearest_keys`, `key_vectors`, `key_count` and its
-    `lexical` side (`scores`, `postings`, `idf`, `size`). This class answers from
-    FAISS and bm25s; `qa.milvus_store.MilvusIndex` answers from Milvus.
-    """
+class FolderIndex:
+    """A build loaded from an index folder: an `Index` (qa/stores/base.py) answered by FAISS and bm25s."""
 
     folder: Path
-    manifest: dict
+    manifest: Manifest
     passages: list[Passage]
     keys: np.ndarray  # (n_keys, 3) int32: passage row, field, sentence index
     vectors: object  # a faiss.Index over the key embeddings, rows aligned with `keys` unless `slots` says otherwise
     lexical: LexicalIndex
-    # After an in-place update of an HNSW index (qa/incremental.py): the FAISS id of each key row.
+    # After an in-place update of an HNSW index (`update_hnsw`): the FAISS id of each key row.
     # Ids that no key row names are removed vectors, which searches skip. None: id = key row.
     slots: np.ndarray | None = None
 
@@ -110,7 +113,7 @@ class StoredIndex:
 
     @property
     def model(self) -> str:
-        return self.manifest["model"]
+        return self.manifest.model
 
     @property
     def key_count(self) -> int:
@@ -144,7 +147,7 @@ class StoredIndex:
 
     @property
     def dimension(self) -> int:
-        return int(self.manifest["dimension"])
+        return self.manifest.dimension
 
 
 @contextmanager
@@ -186,7 +189,7 @@ def write_build(
     keys: np.ndarray,
     vector_index,
     lexical: LexicalIndex,
-    on_stage: Callable[[str], None] | None = None,
+    on_stage: OnStage | None = None,
     arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write one build's files beside the current index, then commit it by replacing the manifest.
@@ -293,7 +296,7 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def load_index(folder: Path, model: str | None = None, verify: bool = True) -> StoredIndex:
+def load_index(folder: Path, model: str | None = None, verify: bool = True) -> FolderIndex:
     """Load the index in `folder`.
 
     Args:
@@ -317,7 +320,7 @@ def load_index(folder: Path, model: str | None = None, verify: bool = True) -> S
     raise AssertionError("unreachable")
 
 
-def _load_build(folder: Path, manifest: dict, model: str | None, verify: bool) -> StoredIndex:
+def _load_build(folder: Path, manifest: dict, model: str | None, verify: bool) -> FolderIndex:
     """Load the build that `manifest` names (see load_index)."""
     import faiss
 
@@ -359,4 +362,200 @@ def _load_build(folder: Path, manifest: dict, model: str | None, verify: bool) -
         or lexical.size != len(passages)
     ):
         raise IndexCorruptError(f"{data}: files disagree with the manifest; rebuild the index with `qa build`")
-    return StoredIndex(folder, manifest, passages, keys, vectors, lexical, slots)
+    return FolderIndex(folder, typed_manifest(folder, manifest), passages, keys, vectors, lexical, slots)
+
+
+def typed_manifest(folder: Path, manifest: dict) -> Manifest:
+    """`Manifest.from_dict` of a manifest read from `folder`.
+
+    Raises:
+        IndexCorruptError: a field of the wrong type.
+    """
+    try:
+        return Manifest.from_dict(manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"{folder / MANIFEST} is damaged ({type(exc).__name__}: {exc}); rebuild the index with `qa build`"
+        ) from None
+
+
+def choose_vector_index(n: int) -> str:
+    """The vector index `auto` builds for `n` vectors: "flat" while exact search is fast enough, else "hnsw"."""
+    return "flat" if n <= FLAT_MAX_VECTORS else "hnsw"
+
+
+def make_vector_index(vectors: np.ndarray, kind: str = "auto"):
+    """A FAISS inner-product index over unit vectors, chosen by corpus size.
+
+    Both kinds keep the vectors themselves, so `reconstruct_batch` (which the
+    Retriever uses to rescore a candidate's keys) works and costs no extra memory.
+
+    Args:
+        vectors: float32 (n, d), rows of unit length.
+        kind: "flat" (exact), "hnsw" (approximate), or "auto" (`choose_vector_index`).
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    import faiss
+
+    if kind not in VECTOR_INDEX_KINDS:
+        raise ValueError(f"vector index kind must be one of {', '.join(VECTOR_INDEX_KINDS)}, got {kind!r}")
+    n, d = vectors.shape
+    if kind == "auto":
+        kind = choose_vector_index(n)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def describe_vector_index(index, requested: str = "auto") -> dict:
+    """The manifest's record of a vector index: its FAISS class, the parameters that shape its results, and why."""
+    out: dict = {"type": type(index).__name__, "ntotal": int(index.ntotal)}
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        out.update(M=int(index.hnsw.nb_neighbors(1)), ef_construction=int(hnsw.efConstruction), ef_search=int(hnsw.efSearch))
+    out["requested"] = requested
+    if requested == "auto":
+        out["flat_max_vectors"] = FLAT_MAX_VECTORS
+    return out
+
+
+def update_hnsw(old: FolderIndex, old_key: np.ndarray, fresh: np.ndarray) -> tuple[object, np.ndarray] | None:
+    """The previous HNSW index with the new keys' vectors added, and each new key row's FAISS id.
+
+    Args:
+        old: the previous build (its FAISS index is changed in place).
+        old_key: per new key, the previous key row whose vector it takes, or -1.
+        fresh: the vectors of the keys with old_key -1, in key order.
+
+    Returns:
+        (index, slots), or None when removed vectors would pass REBUILD_SHARE of the index.
+    """
+    old_slots = old.slots if old.slots is not None else np.arange(old.vectors.ntotal, dtype=np.int64)
+    slots = np.full(len(old_key), -1, dtype=np.int64)
+    claimed = np.zeros(old.vectors.ntotal, dtype=bool)
+    copies = []
+    for i in np.flatnonzero(old_key >= 0):
+        slot = old_slots[old_key[i]]
+        if claimed[slot]:
+            copies.append(i)  # a second key with this vector needs an id of its own
+        else:
+            claimed[slot] = True
+            slots[i] = slot
+    add = np.sort(np.concatenate([np.flatnonzero(old_key < 0), np.asarray(copies, dtype=np.int64)]))
+    unused = int(old.vectors.ntotal - claimed.sum())
+    if unused > REBUILD_SHARE * (old.vectors.ntotal + add.size):
+        return None
+    vectors = np.empty((add.size, old.vectors.d), dtype=np.float32)
+    is_fresh = old_key[add] < 0
+    vectors[is_fresh] = fresh
+    if (~is_fresh).any():
+        vectors[~is_fresh] = old.vectors.reconstruct_batch(old_slots[old_key[add[~is_fresh]]])
+    index = old.vectors
+    slots[add] = index.ntotal + np.arange(add.size)
+    if add.size:
+        index.add(vectors)
+    return index, slots
+
+
+class FolderStore:
+    """The index in one folder (see the module's docstring): an `IndexStore`.
+
+    Args:
+        folder: the index folder; a build creates it.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def describe(self) -> str:
+        return str(self.folder)
+
+    __str__ = describe
+
+    def manifest(self) -> Manifest:
+        return typed_manifest(self.folder, read_manifest(self.folder))
+
+    def open(self, model: str | None = None, verify: bool = True) -> FolderIndex:
+        return load_index(self.folder, model=model, verify=verify)
+
+    def signature(self) -> tuple | None:
+        return manifest_signature(self.folder)
+
+    def lock(self, wait: float):
+        return build_lock(self.folder, wait)
+
+    def previous(self, model: str) -> Stored | None:
+        """The current build, if it passes verification (every checksum, every file parsed) and `model` made it.
+
+        A damaged build lends nothing, so the next build embeds every text afresh
+        rather than sealing damaged vectors under new checksums.
+        """
+        if not (self.folder / MANIFEST).exists():
+            return None
+        try:
+            index = load_index(self.folder, model=model, verify=True)
+        except IndexCorruptError as exc:
+            log.warning("the current index is damaged (%s): building from scratch, reusing nothing", exc)
+            return None
+        except QAError:
+            return None
+        data = self.folder / index.manifest.build_id
+        digests = None
+        if "digests.npy" in index.manifest.checksums:
+            digests = np.load(data / "digests.npy", allow_pickle=False)
+            if digests.shape != (index.key_count, 16):
+                digests = None
+        tokens = index.lexical.tokens(data / "bm25")
+        if tokens is not None and len(tokens) != len(index.passages):
+            tokens = None
+        return Stored(index, digests, tokens)
+
+    def write(self, build: Build, on_stage: OnStage = no_stage) -> Manifest:
+        """Write `build` as a new build folder and commit it (see `write_build`); drop what no manifest names."""
+        clean_leftovers(self.folder)
+        index, arrays, how = self._vector_index(build)
+        fields = dict(build.fields)
+        fields["vector_index"] = type(index).__name__
+        fields["vector_index_params"] = describe_vector_index(index, build.vector_index)
+        if build.update:
+            fields["update"] = {**fields["update"], "vector_index": how,
+                                "removed_vectors": int(index.ntotal - len(build.keys))}
+        lexical = LexicalIndex.fit_tokens(build.tokens)
+        write_build(self.folder, fields, build.passages, build.keys, index, lexical, on_stage, arrays)
+        clean_leftovers(self.folder)
+        return self.manifest()
+
+    def _vector_index(self, build: Build) -> tuple[object, dict[str, np.ndarray], str]:
+        """The FAISS index of a build, the arrays saved beside it, and how it was made (updated, rebuilt, copied)."""
+        arrays = {"digests": build.digests}
+        kind = choose_vector_index(len(build.keys)) if build.vector_index == "auto" else build.vector_index
+        old = build.previous.index if build.update and build.previous is not None else None
+        if (
+            isinstance(old, FolderIndex)
+            and kind == "hnsw"
+            and getattr(old.vectors, "hnsw", None) is not None
+            and old.manifest.get("vector_index_params", {}).get("requested") == build.vector_index
+        ):
+            updated = update_hnsw(old, build.old_key, build.fresh)
+            if updated is not None:
+                index, arrays["slots"] = updated
+                return index, arrays, "updated"
+        return make_vector_index(build.vectors, build.vector_index), arrays, "rebuilt" if kind == "hnsw" else "copied"
+
+    def drop(self) -> None:
+        """Remove the index: its manifest, lock and builds (other files in the folder stay)."""
+        if not self.folder.is_dir():
+            return
+        (self.folder / MANIFEST).unlink(missing_ok=True)
+        clean_leftovers(self.folder)
+        (self.folder / LOCK).unlink(missing_ok=True)
+        if not any(self.folder.iterdir()):
+            self.folder.rmdir()

@@ -1,4 +1,4 @@
-"""The Milvus store: one index as two Milvus collections behind one alias.
+"""The Milvus store: one index as two Milvus collections behind one alias (an `IndexStore`, qa/stores/base.py).
 
 Each build writes two new collections and then points the index's alias at the
 first, so a reader sees the previous build or the new one, never a mix, and a
@@ -18,6 +18,11 @@ from the passages' terms (Milvus Lite keeps BM25 statistics per segment), so the
 Retriever's features, and the answers, are those of the folder store.
 The passages and their terms are held in memory by the process that asks,
 as the folder store does; the vectors stay in Milvus.
+
+Milvus has no build lock: two builds of one index at once each commit whole, the last
+one wins. The build the alias pointed at before is kept until the next build, so a
+process still answering from it goes on; `signature` (the collection the alias names)
+tells it to switch.
 """
 
 from __future__ import annotations
@@ -31,17 +36,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from .errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
-from .lexical import analyze
-from .store import StoredIndex
-from .stores import require
-from .types import Passage
+from ..errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError, require
+from ..lexical import analyze
+from ..types import Manifest, Passage
+from .base import Build, OnStage, Stored, no_stage
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +91,11 @@ class MilvusStore:
         self.token = token
         self._client = None
 
-    def __str__(self) -> str:
+    def describe(self) -> str:
         where = self.uri if self.uri.startswith(("http://", "https://")) else f"milvus:{self.uri}"
         return f"{where} (collection {self.alias})"
+
+    __str__ = describe
 
     @property
     def client(self):
@@ -101,7 +107,9 @@ class MilvusStore:
         if self._client is None:
             pymilvus = _milvus()
             try:
-                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "")
+                # A connection of its own: pymilvus shares one per URI by default, and a shared one left idle
+                # by another store (a finished build) can be closed by the server ("too many pings") under it.
+                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "", dedicated=True)
             except Exception as exc:  # pymilvus raises its own and OS errors alike
                 reason = " ".join(str(exc).split())[:300]
                 raise QAError(f"cannot open Milvus at {self.uri}: {reason}") from None
@@ -113,8 +121,30 @@ class MilvusStore:
             return None
         return self.client.describe_alias(self.alias)["collection_name"]
 
-    def read_manifest(self) -> dict:
-        """The manifest of the current build.
+    def manifest(self) -> Manifest:
+        """The manifest of the current build (see `IndexStore.manifest`).
+
+        Raises:
+            IndexNotFoundError: no build answers under the alias.
+            IndexCorruptError: the collection carries no readable manifest.
+        """
+        data = self._manifest_data()
+        try:
+            return Manifest.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexCorruptError(f"{data.get('collection')} in {self.uri} carries a damaged manifest "
+                                    f"({type(exc).__name__}: {exc}); rebuild the index with `qa build`") from None
+
+    def signature(self) -> str | None:
+        """The key collection the alias names: a build's commit moves the alias."""
+        return self.current()
+
+    def lock(self, wait: float):
+        """No lock: Milvus commits a build by moving the alias (see the module's docstring)."""
+        return nullcontext()
+
+    def _manifest_data(self) -> dict:
+        """The manifest of the current build, as stored.
 
         Raises:
             IndexNotFoundError: no build answers under the alias.
@@ -137,14 +167,7 @@ class MilvusStore:
             )
         return manifest
 
-    def write(
-        self,
-        manifest: dict,
-        passages: list[Passage],
-        keys: np.ndarray,
-        vectors: np.ndarray,
-        on_stage: Callable[[str], None] | None = None,
-    ) -> dict:
+    def write(self, build: Build, on_stage: OnStage = no_stage) -> Manifest:
         """Write one build into two new collections, then point the alias at them; drop older builds.
 
         `on_stage` is told "write", "commit" and "cleanup" as each begins. Returns the manifest written.
@@ -152,10 +175,29 @@ class MilvusStore:
         Raises:
             DocumentError: a passage too long for a Milvus VARCHAR (64 KiB).
         """
-        stage = on_stage or (lambda name: None)
+        return Manifest.from_dict(self.write_arrays(
+            {**build.fields, "vector_index": "milvus", "vector_index_params": {}},
+            build.passages, build.keys, build.vectors, on_stage, build.tokens,
+        ))
+
+    def write_arrays(
+        self,
+        manifest: dict,
+        passages: list[Passage],
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        on_stage: OnStage | None = None,
+        tokens: list[list[str]] | None = None,
+    ) -> dict:
+        """`write` of a build given as its parts (the scale benchmark writes one without planning it).
+
+        Args:
+            tokens: each passage's analysed terms; None analyses them here.
+        """
+        stage = on_stage or no_stage
         build_id = time.strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:8]
         name = f"{self.alias}__{build_id}"
-        records = [_passage_record(row, p) for row, p in enumerate(passages)]
+        records = [_passage_record(row, p, None if tokens is None else tokens[row]) for row, p in enumerate(passages)]
         manifest = {**manifest, "store": "milvus", "store_format_version": FORMAT_VERSION, "build_id": build_id,
                     "collection": name, "dense_index": "FLAT" if len(keys) <= FLAT_MAX_VECTORS else "HNSW",
                     # kept after the alias moves, for the processes still answering from it
@@ -247,31 +289,31 @@ class MilvusStore:
                         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         self.client.create_collection(name, schema=schema, index_params=index)
 
-    def stored_vectors(self, model: str) -> tuple[list[Passage], np.ndarray] | None:
-        """The current build's passages and key vectors (in key order), for a rebuild to reuse unchanged vectors.
+    def previous(self, model: str) -> Stored | None:
+        """The current build with every key vector read, for a rebuild to reuse (see `IndexStore.previous`).
 
         None when there is no current build, it was made by another model, or it cannot be read whole
-        (a rebuild then embeds every text, as after a damaged folder index).
+        (a rebuild then embeds every text, as after a damaged folder index). Milvus keeps no
+        model-input digests: the build computes them from the passages.
         """
         try:
-            manifest = self.read_manifest()
+            if self.manifest().model != model:
+                return None
+            index = self.open(model)
+            key_rows = _read_all(self.client, index.collection, ["id", "vector"], index.key_count)
         except QAError:
             return None
-        if manifest.get("model") != model:
-            return None
-        name, client = manifest["collection"], self.client
-        try:
-            client.load_collection(name)
-            client.load_collection(name + "_p")
-            rows = _read_all(client, name + "_p", ["id", "passage"], manifest["passage_count"])
-            key_rows = _read_all(client, name, ["id", "vector"], manifest["key_count"])
         except Exception as exc:  # pymilvus raises its own errors for a collection that is gone or unloaded
             log.warning("cannot read the current build of %s (%s): embedding every text", self.alias, exc)
             return None
-        if len(rows) != manifest["passage_count"] or [r["id"] for r in key_rows] != list(range(manifest["key_count"])):
+        if [r["id"] for r in key_rows] != list(range(index.key_count)):
             return None
-        passages = [Passage.from_dict(json.loads(r["passage"])) for r in rows]
-        return passages, np.asarray([r["vector"] for r in key_rows], dtype=np.float32).reshape(len(key_rows), -1)
+        index.all_vectors = np.asarray([r["vector"] for r in key_rows], dtype=np.float32).reshape(len(key_rows), -1)
+        return Stored(index, digests=None, tokens=index.lexical.terms)
+
+    def open(self, model: str | None = None, verify: bool = True) -> "MilvusIndex":
+        """Load the current build (see `load`); Milvus checks its own data, so `verify` changes nothing."""
+        return self.load(model)
 
     def load(self, model: str | None = None) -> "MilvusIndex":
         """Load the current build: its manifest, passages and key rows; vectors stay in Milvus.
@@ -282,7 +324,7 @@ class MilvusStore:
         Raises:
             IndexNotFoundError, IndexMismatchError, IndexCorruptError: with a one-line message.
         """
-        manifest = self.read_manifest()
+        manifest = self._manifest_data()
         if model is not None and model != manifest["model"]:
             raise IndexMismatchError(
                 f"the index {self.alias!r} in {self.uri} was built with model {manifest['model']!r}, not {model!r}; "
@@ -306,21 +348,22 @@ class MilvusStore:
             raise IndexCorruptError(f"{name} in {self.uri} disagrees with its manifest; rebuild the index with `qa build`")
         search = {"metric_type": "IP", "params": {"ef": HNSW_EF_SEARCH} if manifest["dense_index"] == "HNSW" else {}}
         lexical = MilvusLexical(client, name + "_p", terms)
-        return MilvusIndex(folder=None, manifest=manifest, passages=passages, keys=keys, vectors=None,
-                           lexical=lexical, client=client, collection=name, search_params=search)
+        return MilvusIndex(manifest=Manifest.from_dict(manifest), passages=passages, keys=keys, lexical=lexical,
+                           client=client, collection=name, search_params=search)
 
 
-def _passage_record(row: int, passage: Passage) -> dict:
-    """The passages collection's row for one passage.
+def _passage_record(row: int, passage: Passage, terms: list[str] | None = None) -> dict:
+    """The passages collection's row for one passage (`terms`: its analysed terms, None to analyse them here).
 
     Raises:
         DocumentError: a field longer than Milvus' VARCHAR limit.
     """
-    from .keys import lexical_text
+    from ..keys import lexical_text
 
+    terms = analyze(lexical_text(passage)) if terms is None else terms
     record = {
         "id": row, "pid": passage.id, "kind": passage.kind, "source": passage.path, "label": passage.title,
-        "passage": json.dumps(passage.to_dict(), ensure_ascii=False), "terms": " ".join(analyze(lexical_text(passage))),
+        "passage": json.dumps(passage.to_dict(), ensure_ascii=False), "terms": " ".join(terms),
     }
     for key, value in record.items():
         if isinstance(value, str) and len(value.encode("utf-8")) > MAX_VARCHAR:
@@ -398,18 +441,28 @@ class KeyVectorCache:
 
 
 @dataclass
-class MilvusIndex(StoredIndex):
-    """A Milvus build, loaded: passages and key rows in memory, vectors and candidate search in Milvus.
+class MilvusIndex:
+    """A Milvus build, loaded: passages and key rows in memory, vectors and candidate search in Milvus (an `Index`).
 
     The vectors of the keys a question's search finds, and of the candidates' keys fetched
     for rescoring, are kept in `cache` (see KEY_VECTOR_CACHE): the next question whose
     candidates share them fetches only the others.
     """
 
-    client: object = None
-    collection: str = ""
+    manifest: Manifest
+    passages: list[Passage]
+    keys: np.ndarray  # (n_keys, 3) int32: passage row, field, sentence index
+    lexical: "MilvusLexical"
+    client: object
+    collection: str
     search_params: dict = field(default_factory=dict)
     cache: KeyVectorCache = field(default_factory=KeyVectorCache)
+    # Every key vector, when a rebuild read them whole to reuse them (MilvusStore.previous).
+    all_vectors: np.ndarray | None = None
+
+    @property
+    def model(self) -> str:
+        return self.manifest.model
 
     @property
     def key_count(self) -> int:
@@ -417,10 +470,10 @@ class MilvusIndex(StoredIndex):
 
     @property
     def dimension(self) -> int:
-        return int(self.manifest["dimension"])
+        return self.manifest.dimension
 
     def nearest_keys(self, queries: np.ndarray, k: int) -> np.ndarray:
-        """Rows of the `k` keys nearest each query vector, best first; -1 pads (see StoredIndex).
+        """Rows of the `k` keys nearest each query vector, best first; -1 pads (see `Index`).
 
         The hits' vectors come back with them (Milvus reads each hit's row anyway) and go to the cache.
         """
@@ -436,7 +489,9 @@ class MilvusIndex(StoredIndex):
         return out
 
     def key_vectors(self, rows: np.ndarray) -> np.ndarray:
-        """The stored vectors of the given key rows, in the order asked (see StoredIndex): from the cache, the rest in one `get`."""
+        """The stored vectors of the given key rows, in the order asked (see `Index`): from the cache, the rest in one `get`."""
+        if self.all_vectors is not None:
+            return self.all_vectors[np.asarray(rows, dtype=np.int64)]
         by_id, wanted = self.cache.take([int(r) for r in np.unique(rows)])
         if wanted:
             with _answering(self.collection):
@@ -479,6 +534,11 @@ class MilvusLexical:
     @property
     def size(self) -> int:
         return len(self._terms)
+
+    @property
+    def terms(self) -> list[list[str]]:
+        """Each passage's analysed terms, by passage row."""
+        return self._terms
 
     def idf(self) -> dict[str, float]:
         """Inverse document frequency of every indexed term (as LexicalIndex.idf)."""
