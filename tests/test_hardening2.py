@@ -19,7 +19,7 @@ from qa import Bot
 from qa.cli import main as cli_main
 from qa.documents import load_document
 from qa.errors import DocumentError
-from qa.indexing import build_index, collect_documents, skipped_line
+from qa.indexing import build_index, collect_documents
 from qa.readers import supported_suffixes
 from qa.readers.base import MAX_PASSAGE_CHARS, Document
 from qa.readers.html import parse_html
@@ -57,8 +57,8 @@ def test_1_a_reader_that_fails_skips_its_file_with_the_reason_not_the_build(tmp_
 
     monkeypatch.setattr(reader_for(".html"), "read", broken)
     documents, sources, skipped = collect_documents([tmp_path])
-    assert [s["key"] for s in sources] == ["good.md"]
-    assert [skipped_line(s) for s in skipped] == ["bad.html: cannot be parsed (IndexError: list index out of range)"]
+    assert [s.key for s in sources] == ["good.md"]
+    assert [str(s) for s in skipped] == ["bad.html: cannot be parsed (IndexError: list index out of range)"]
 
 
 # Hostile inputs for every reader: each must give a Document or a DocumentError (skipped, named), quickly.
@@ -261,9 +261,9 @@ def _two_inputs(root: Path) -> tuple[Path, Path]:
 def test_5_one_file_name_under_two_inputs_gets_two_keys(tmp_path):
     a, b = _two_inputs(tmp_path)
     _, sources, _ = collect_documents([a, b])
-    assert [s["key"] for s in sources] == ["a/faq.csv", "b/faq.csv"]
+    assert [s.key for s in sources] == ["a/faq.csv", "b/faq.csv"]
     _, sources, _ = collect_documents([a, b / "faq.csv", a / "faq.csv"])  # a file reached twice is read once
-    assert [s["key"] for s in sources] == ["a/faq.csv", "b/faq.csv"]
+    assert [s.key for s in sources] == ["a/faq.csv", "b/faq.csv"]
 
 
 def test_5_citations_name_the_right_file_and_an_edit_is_seen(tmp_path, embedder):
@@ -271,12 +271,12 @@ def test_5_citations_name_the_right_file_and_an_edit_is_seen(tmp_path, embedder)
     a, b = _two_inputs(tmp_path)
     folder = tmp_path / "index"
     manifest = build_index([a, b], folder, embedder)
-    assert manifest["files"]["added"] == 2
+    assert manifest.files["added"] == 2
     answer = Bot(folder, embedder=embedder).ask("When does the library open?")
     assert answer.answered and answer.citations[0].path == "a/faq.csv"
     (a / "faq.csv").write_text("question,answer\nWhen does the library open?,The library opens at ten.\n")
     manifest = build_index([a, b], folder, embedder)
-    assert manifest["files"] == {"added": 0, "changed": 1, "removed": 0, "unchanged": 1}
+    assert manifest.files == {"added": 0, "changed": 1, "removed": 0, "unchanged": 1}
     assert "ten" in Bot(folder, embedder=embedder).ask("When does the library open?").text
 
 

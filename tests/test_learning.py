@@ -17,7 +17,7 @@ import pytest
 
 from qa import Bot, QuestionLog, settings
 from qa.alternates import ADDED_FAQ_FILE, ALTERNATES_FILE
-from qa.indexing import build_index, skipped_line
+from qa.indexing import build_index
 from qa.review import Review, greedy_clusters
 
 FAQ = """id,question,answer
@@ -175,7 +175,7 @@ def test_alternates_file_joins_its_faqs_at_build_time(faq_data, tmp_path, embedd
     assert bot.ask("Which street are you on?").citations[0].passage_id == "faq:office"
     (faq_data / ALTERNATES_FILE).write_text('{"id": "faq:office"}\n', encoding="utf-8")
     manifest = build_index([faq_data], tmp_path / "idx", embedder)  # a malformed line skips the file, named
-    assert skipped_line(manifest["skipped"][0]).startswith("alternates.jsonl:1: expected")
+    assert str(manifest.skipped[0]).startswith("alternates.jsonl:1: expected")
     assert next(p for p in Bot(tmp_path / "idx", embedder=embedder).passages if p.id == "faq:office").alternates == ()
 
 

@@ -33,9 +33,8 @@ def _unpacked(path: str, data: bytes) -> None:
         return  # python-docx names the damage below
     limit = settings.max_doc_bytes()
     if size > limit:
-        raise DocumentError(
-            f"{path}: unpacks to {size:,} bytes, over the {limit:,}-byte limit for one document; "
-            f"raise it with QA_MAX_DOC_BYTES"
+        raise DocumentError.at(
+            path, f"unpacks to {size:,} bytes, over the {limit:,}-byte limit for one document; raise it with QA_MAX_DOC_BYTES"
         )
 
 
