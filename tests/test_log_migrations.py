@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE INDEX IF NOT EXISTS answers_open ON answers (reviewed);
 """
 RELEASED = {"a6d5c29": SCHEMA_A6D5C29, "d941e7d": SCHEMA_D941E7D}
+# Branch hardening (issue 21, 39642c6): `asker` added before versions were kept.
+SCHEMA_HARDENING = SCHEMA_D941E7D.replace("    build_id TEXT\n", "    build_id TEXT,\n    asker TEXT\n")
 
 
 def _old_log(path, schema: str) -> None:
@@ -96,6 +98,42 @@ def test_a_log_of_every_released_schema_records_after_the_upgrade_and_keeps_its_
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_a_log_of_schema_2_gains_the_asker_column_records_who_asked_and_keeps_its_rows(tmp_path):
+    """Migration 3 (issue 21): a log as schema version 2 left it records an asker; its old rows have none."""
+    path = tmp_path / "log.sqlite3"
+    _old_log(path, SCHEMA_D941E7D)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    log = QuestionLog(path).open()
+    assert log.record(_answer("new1"), build_id="b1", asker="alice")
+    rows = log.rows()
+    assert [(r["answer_id"], r["asker"]) for r in rows] == [("old1", None), ("old2", None), ("new1", "alice")]
+    assert rows[0]["question"] == "Where is the office?" and rows[1]["reviewed"] == "dismissed"
+    assert [r["answer_id"] for r in log.rows(open_only=True)] == ["old1", "new1"]
+    log.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_a_log_the_hardening_branch_wrote_keeps_its_askers_and_is_not_altered_twice(tmp_path):
+    path = tmp_path / "log.sqlite3"
+    _old_log(path, SCHEMA_HARDENING)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE answers SET asker = 'bob' WHERE answer_id = 'old1'")
+    conn.commit()
+    conn.close()
+    log = QuestionLog(path).open()
+    assert log.record(_answer("new1"), asker="alice")
+    assert [(r["answer_id"], r["asker"]) for r in log.rows()] == [("old1", "bob"), ("old2", None), ("new1", "alice")]
+    log.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
 
 
