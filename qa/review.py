@@ -41,6 +41,7 @@ import numpy as np
 from . import settings
 from .alternates import append_alternates, append_faq
 from .bot import Bot
+from .errors import QuestionLogError
 from .log import QuestionLog
 from .types import Passage
 
@@ -152,12 +153,13 @@ class Review:
         """The log's open rows.
 
         Raises:
-            ValueError: the log cannot be read (damaged, not a log), in one line naming the file: the
-                CLI and the Review tab show it as such, not as a traceback.
+            ValueError: the log cannot be read (damaged, not a log, or upgraded by a newer qa since it
+                was opened), in one line naming the file: the CLI and the Review tab show it as such,
+                not as a traceback.
         """
         try:
             return self.log.rows(open_only=True)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, QuestionLogError) as exc:
             raise ValueError(f"cannot read the question log {self.log.path} ({exc}); "
                              "move it aside and the chat starts a new one") from None
 

@@ -15,6 +15,7 @@ import pytest
 from qa import Answer, Bot, QuestionLog
 from qa.errors import QuestionLogError
 from qa.log import COLUMNS, SCHEMA_VERSION
+from qa.review import Review
 
 from .conftest import ROOT
 from .rel_support import qa_env
@@ -160,6 +161,20 @@ def test_a_log_from_a_newer_qa_is_refused_at_start_and_left_as_it_was(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM answers").fetchone() == (2,)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
     conn.close()
+
+
+def test_review_names_a_log_that_a_newer_qa_upgraded_meanwhile_in_one_line(tmp_path, article_index):
+    """The Review tab shows a log it cannot read as a message (issue 21); a newer schema is one such log."""
+    path = tmp_path / "log.sqlite3"
+    log = QuestionLog(path).open()
+    assert log.record(_answer("a"))
+    log.close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    review = Review(Bot(article_index), log, tmp_path)
+    with pytest.raises(ValueError, match=rf"cannot read the question log {path} .*newer than this qa's"):
+        review.queue()
 
 
 def test_a_damaged_log_is_refused_when_a_bot_starts(tmp_path, article_index):
