@@ -23,7 +23,13 @@ ARTICLE_QUESTIONS = [
 ]
 
 # Paraphrases of the four FAQ questions → the start of the FAQ answer they must return whole.
-FAQ_PARAPHRASES = [(r["question"], r["fact"]) for r in _BUNDLED if r["expect"] == "faq"]
+FAQ_PARAPHRASES = [
+    pytest.param(r["question"], r["fact"], marks=pytest.mark.xfail(strict=True, reason=r["known_miss"]))
+    if "known_miss" in r
+    else (r["question"], r["fact"])
+    for r in _BUNDLED
+    if r["expect"] == "faq"
+]
 
 OFF_TOPIC = [
     "How do I bake sourdough bread?",

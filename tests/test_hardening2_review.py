@@ -108,12 +108,12 @@ def test_8_one_askers_picks_do_not_set_a_candidate_two_askers_do(faq_index, faq_
 
 def test_8_one_askers_thumbs_down_does_not_redirect_a_candidate(faq_index, faq_data, embedder, tmp_path):
     bot = logged_bot(faq_index, embedder, tmp_path)
-    answer = bot.ask("Where exactly is your office?", asker="login mallory")
+    answer = bot.ask("Where's the office?", asker="login mallory")
     assert answer.answered
     bot.feedback(answer.answer_id, False)
     review = Review(bot, bot.question_log, faq_data)
     assert review.queue()[0].candidate is None  # before: the next retrieved passage, on one user's word
-    again = bot.ask("Where exactly is your office?", asker="login ann")
+    again = bot.ask("Where's the office?", asker="login ann")
     bot.feedback(again.answer_id, False)
     assert review.queue()[0].candidate.id == answer.passages[1].passage.id
 

@@ -27,6 +27,7 @@ sunday,Are you open on Sundays?,"No, the office is closed on Sundays."
 parking,Is there parking nearby?,"Yes, the Harbour car park is two minutes away on foot."
 """
 OFF_TOPIC = "How do I reset my password for the online portal?"
+NEW_FAQ = "How do I reset my password?"  # the question of the FAQ the reload tests add
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_review_accepts_alternates_adds_faqs_dismisses_and_the_rebuild_answers(f
 
 def test_accept_adds_the_questions_the_faq_already_answered_well_and_marks_them(faq_data, faq_index, embedder, tmp_path):
     bot = logged_bot(faq_index, embedder, tmp_path)
-    well = bot.ask("Where exactly is your office?")
+    well = bot.ask("Where's the office?")
     assert well.answered and well.citations[0].passage_id == "faq:office" and well.confidence >= 0.9
     disliked = bot.ask("Where is the office located?")
     bot.feedback(disliked.answer_id, False)  # marked unhelpful: never added as an alternate of that FAQ
@@ -233,12 +234,12 @@ def test_accept_adds_the_questions_the_faq_already_answered_well_and_marks_them(
     review = Review(bot, bot.question_log, faq_data)
     street = next(c for c in review.queue() if "On what street is the office?" in c.questions)
     assert street.candidate.id == "faq:office"
-    assert street.also_answered == ["Where exactly is your office?"] and street.to_dict()["also_answered"] == street.also_answered
+    assert street.also_answered == ["Where's the office?"] and street.to_dict()["also_answered"] == street.also_answered
     review.accept(street)
     line = json.loads((faq_data / ALTERNATES_FILE).read_text(encoding="utf-8"))
-    assert line == {"id": "faq:office", "alternates": ["On what street is the office?", "Where exactly is your office?"]}
+    assert line == {"id": "faq:office", "alternates": ["On what street is the office?", "Where's the office?"]}
     reviewed = {r["question"]: r["reviewed"] for r in bot.question_log.rows()}
-    assert reviewed["Where exactly is your office?"] == "alternates" and reviewed["Where is the office located?"] is None
+    assert reviewed["Where's the office?"] == "alternates" and reviewed["Where is the office located?"] is None
 
 
 def test_a_rejected_did_you_mean_proposes_no_candidate(faq_data, faq_index, embedder, tmp_path):
@@ -260,7 +261,7 @@ def test_a_rejected_did_you_mean_proposes_no_candidate(faq_data, faq_index, embe
 def test_a_serving_bot_switches_to_a_rebuilt_index_whole(faq_data, faq_index, embedder):
     bot = Bot(faq_index, embedder=embedder).warm_up()
     before = bot.index.manifest["build_id"]
-    assert not bot.ask(OFF_TOPIC).answered
+    assert not bot.ask(NEW_FAQ).answered
     errors, outcomes, stop = [], [], threading.Event()
 
     def hammer():
@@ -284,7 +285,7 @@ def test_a_serving_bot_switches_to_a_rebuilt_index_whole(faq_data, faq_index, em
         for t in threads:
             t.join()
     assert not errors and outcomes and set(outcomes) == {"faq:office"}
-    assert bot.ask(OFF_TOPIC).answered
+    assert bot.ask(NEW_FAQ).answered
     assert bot.index.manifest["build_id"] != before
 
 
@@ -301,4 +302,4 @@ def test_a_damaged_new_index_leaves_the_old_one_serving_with_one_warning(faq_dat
     assert all(a.answered for a in answers) and bot.index.manifest["build_id"] == before
     assert len([r for r in caplog.records if "cannot be used" in r.message]) == 1
     build_index([faq_data], faq_index, embedder)  # repaired: the next request switches
-    assert bot.ask(OFF_TOPIC).answered
+    assert bot.ask(NEW_FAQ).answered
