@@ -14,22 +14,22 @@ from .conftest import ARTICLE, FIXTURES
 # Questions of our own about the bundled article, each with words its answer must hold
 # (also scored by bench/quality_ablation.py, so tuning sees them).
 _BUNDLED = [json.loads(line) for line in (FIXTURES / "bundled_questions.jsonl").read_text(encoding="utf-8").splitlines()]
-ARTICLE_QUESTIONS = [
-    pytest.param(r["question"], r["fact"], marks=pytest.mark.xfail(strict=True, reason=r["known_miss"]))
-    if "known_miss" in r
-    else (r["question"], r["fact"])
-    for r in _BUNDLED
-    if r["expect"] == "paragraph"
-]
 
+
+def _cases(expect: str) -> list:
+    """(question, fact) of the bundled questions that `expect` a paragraph or an FAQ; a known miss is a strict xfail."""
+    return [
+        pytest.param(r["question"], r["fact"], marks=pytest.mark.xfail(strict=True, reason=r["known_miss"]))
+        if "known_miss" in r
+        else (r["question"], r["fact"])
+        for r in _BUNDLED
+        if r["expect"] == expect
+    ]
+
+
+ARTICLE_QUESTIONS = _cases("paragraph")
 # Paraphrases of the four FAQ questions → the start of the FAQ answer they must return whole.
-FAQ_PARAPHRASES = [
-    pytest.param(r["question"], r["fact"], marks=pytest.mark.xfail(strict=True, reason=r["known_miss"]))
-    if "known_miss" in r
-    else (r["question"], r["fact"])
-    for r in _BUNDLED
-    if r["expect"] == "faq"
-]
+FAQ_PARAPHRASES = _cases("faq")
 
 OFF_TOPIC = [
     "How do I bake sourdough bread?",

@@ -23,7 +23,7 @@ from qa.indexing import build_index
 from .conftest import ROOT, free_port
 from .rel_support import qa_env
 from .test_browser import CHROMIUM, FLAGS
-from .test_learning import FAQ
+from .test_learning import FAQ, faq_folder_with_logged_bot
 
 REVIEWER = ("boss", "boss-long-passphrase")
 CHAT_USER = ("ann", "ann-long-passphrase")
@@ -32,12 +32,7 @@ CHAT_USER = ("ann", "ann-long-passphrase")
 @pytest.fixture
 def two_roles(tmp_path, embedder):
     """The chat with a Review tab, two logins, one of them a reviewer; one question in the review queue."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "faq.csv").write_text(FAQ, encoding="utf-8")
-    index = tmp_path / "index"
-    build_index([data], index, embedder)
-    bot = Bot(index, embedder=embedder, question_log=tmp_path / "qa-log.sqlite3").warm_up()
+    data, index, bot = faq_folder_with_logged_bot(tmp_path, embedder)
     bot.ask("Where are you located?", threshold=1.0)
     review = open_review(str(index), str(tmp_path / "qa-log.sqlite3"), str(data), bot=bot)
     app = ui.build_app(bot, review=review, reviewers={REVIEWER[0]})

@@ -45,6 +45,16 @@ def faq_index(faq_data, tmp_path, embedder) -> Path:
     return index
 
 
+def faq_folder_with_logged_bot(tmp_path, embedder) -> tuple[Path, Path, Bot]:
+    """A data folder holding FAQ, its index and a warm Bot over it that logs to tmp_path/qa-log.sqlite3."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "faq.csv").write_text(FAQ, encoding="utf-8")
+    index = tmp_path / "index"
+    build_index([data], index, embedder)
+    return data, index, Bot(index, embedder=embedder, question_log=tmp_path / "qa-log.sqlite3").warm_up()
+
+
 def logged_bot(index, embedder, tmp_path, **kwargs) -> Bot:
     return Bot(index, embedder=embedder, question_log=tmp_path / "log.sqlite3", **kwargs).warm_up()
 

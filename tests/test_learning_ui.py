@@ -14,7 +14,7 @@ from qa.indexing import build_index
 
 from .conftest import free_port
 from .test_browser import CHROMIUM, FLAGS, REPLY, ask, assert_stayed_local, screenshot
-from .test_learning import FAQ
+from .test_learning import FAQ, faq_folder_with_logged_bot
 
 UNANSWERED = "Where are you located?"  # abstains on FAQ until its words are an alternate of faq:office
 LOGIN = ("reviewer", "long-passphrase")
@@ -23,12 +23,7 @@ LOGIN = ("reviewer", "long-passphrase")
 @pytest.fixture
 def served(tmp_path, embedder):
     """The chat with a question log and the Review tab, over a data folder of its own, behind a login."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "faq.csv").write_text(FAQ, encoding="utf-8")
-    index = tmp_path / "index"
-    build_index([data], index, embedder)
-    bot = Bot(index, embedder=embedder, question_log=tmp_path / "qa-log.sqlite3").warm_up()
+    data, index, bot = faq_folder_with_logged_bot(tmp_path, embedder)
     review = open_review(str(index), str(tmp_path / "qa-log.sqlite3"), str(data), bot=bot)
     app = ui.build_app(bot, review=review, reviewers={LOGIN[0]})
     url = ui.launch(app, "127.0.0.1", free_port(), LOGIN, block=False)
