@@ -283,24 +283,32 @@ class Answerer:
             results: (hit, evidence) pairs, best first.
             threshold: overrides the answer threshold for this call.
             choose: the id of a passage to answer from (a suggestion the user picked); it must be one of
-                the weighed candidates.
+                the suggestions this question is offered. A pick is evidence the review loop learns from
+                (qa/review.py): a passage the bot retrieved but did not offer would let anyone attach any
+                question to any passage.
             read_as: the question as the reader reads it (`score`); None: `question`.
 
         Raises:
-            ValueError: `choose` is not among the candidates.
+            ValueError: `choose` is not among the suggestions this question is offered.
         """
+        if not results:
+            decided = Answer(question, NOT_COVERED, False, 0.0, (), ())
+            scored, hits = [], ()
+        else:
+            scored = self.score(question, results, read_as)
+            hits = tuple(hit for hit, _ in results)
+            decided = self._decide(question, scored, hits, threshold)
+        if choose is None:
+            return decided
+        if choose not in {s.passage_id for s in decided.suggestions}:
+            raise ValueError(f"passage {choose!r} is not among the candidates offered as suggestions for this question")
+        return self._answered(question, next(c for c in scored if c.passage.id == choose), hits)
+
+    def _decide(self, question: str, scored: list[Scored], hits: tuple[Hit, ...], threshold: float | None) -> Answer:
+        """Answered, suggested or abstained, from the weighed candidates (`answer`)."""
         s = self.settings
         answer_at = s.answer_at if threshold is None else threshold
         suggest_at = min(s.model.suggest_at, answer_at)
-        if not results:
-            return Answer(question, NOT_COVERED, False, 0.0, (), ())
-        scored = self.score(question, results, read_as)
-        hits = tuple(hit for hit, _ in results)
-        if choose is not None:
-            picked = next((c for c in scored if c.passage.id == choose), None)
-            if picked is None:
-                raise ValueError(f"passage {choose!r} is not among the candidates for this question")
-            return self._answered(question, picked, hits)
         at = self.answering_candidate(scored)
         best = scored[at]
         confidence = best.probability

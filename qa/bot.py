@@ -440,7 +440,7 @@ class Bot:
         if history and follow_ups:
             found = self._after_parent(found, history[-1], threshold, retriever, follow_ups)
         answers = [
-            replace(self._answer(text, results, threshold, choose, reading), answer_id=uuid.uuid4().hex)
+            replace(self.answerer.answer(text, results, threshold, choose, reading), answer_id=uuid.uuid4().hex)
             for text, results, reading in zip(texts, found, read_as)
         ]
         if follow_ups:
@@ -451,25 +451,6 @@ class Bot:
             for answer in answers:
                 self.question_log.record(answer, chosen=choose, build_id=build, asker=asker)
         return answers
-
-    def _answer(self, text: str, results: list, threshold: float | None, choose: str | None,
-                read_as: str | None = None) -> Answer:
-        """The answerer's Answer; a `choose` must be one of the suggestions this question is offered.
-
-        `read_as`: the question as the reader reads it (`_search_in_context`); None: `text`.
-
-        A pick is evidence the review loop learns from (qa/review.py): a passage the bot
-        retrieved but did not offer would let anyone attach any question to any passage.
-
-        Raises:
-            ValueError: `choose` is not among the suggestions the same question gets.
-        """
-        if choose is None:
-            return self.answerer.answer(text, results, threshold, read_as=read_as)
-        offered = self.answerer.answer(text, results, threshold, read_as=read_as).suggestions
-        if choose not in {s.passage_id for s in offered}:
-            raise ValueError(f"passage {choose!r} is not among the candidates offered as suggestions for this question")
-        return self.answerer.answer(text, results, threshold, choose, read_as=read_as)
 
     def _follow_ups_of(self, retriever: Retriever) -> dict[str, tuple[FollowUp, ...]]:
         """The follow-ups of the FAQs of the retriever's index that name any (worked out once per index)."""
