@@ -47,7 +47,7 @@ import numpy as np
 
 from qa import Bot
 from qa.answerability import FEATURES, AnswerModel, MODEL_FILE, as_vector
-from qa.answering import AnswerSettings
+from qa.answering import AnswerSettings, says
 from qa.embedding import Embedder
 from qa.evaluation import answer_hit, load_questions, question_texts, set_kind, write_corpus
 
@@ -85,6 +85,7 @@ def question_pool(name: str) -> list[str]:
     return question_texts(EVAL / name)
 OUT_OF_SCOPE = 300
 CANDIDATES = AnswerSettings().candidates
+COLLECTED = ("x", "present", "gold", "right", "role", "article", "group")  # what collect() caches (in its key)
 # The utility of each outcome (see the module docstring).
 RIGHT, WRONG, SUGGEST_RIGHT, SUGGEST_WRONG = 1.0, -1.0, 0.25, -0.1
 ANSWER_AT = np.round(np.arange(0.30, 0.851, 0.05), 2)
@@ -100,7 +101,7 @@ def collect(name: str, embedder: Embedder, cache: Path) -> dict:
     reader = Bot(cache / "none").answerer.reader  # the reader Bot would use ($QA_READER or the shipped weights)
     from qa.comprehension import verify_weights
 
-    key = hashlib.sha256(json.dumps([FEATURES, verify_weights(reader.weights_dir)["files"]]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([FEATURES, COLLECTED, verify_weights(reader.weights_dir)["files"]]).encode()).hexdigest()[:12]
     target = cache / f"{name}-{key}.npz"
     if target.exists():
         data = np.load(target, allow_pickle=False)
@@ -129,6 +130,7 @@ def collect(name: str, embedder: Embedder, cache: Path) -> dict:
     present = np.zeros((len(texts), CANDIDATES), dtype=bool)
     gold = np.zeros((len(texts), CANDIDATES), dtype=bool)
     hit = np.zeros((len(texts), CANDIDATES), dtype=bool)
+    group = np.zeros((len(texts), CANDIDATES), dtype=np.int8)  # candidates that say the same share a number
     retriever, answerer = bot.retriever, bot.answerer
     started = time.perf_counter()
     for at in range(0, len(texts), 256):
@@ -136,8 +138,10 @@ def collect(name: str, embedder: Embedder, cache: Path) -> dict:
         vectors = bot.embedder.encode(chunk, batch_size=64)
         for i, (text, results) in enumerate(zip(chunk, retriever.search_many(chunk, vectors, CANDIDATES)), start=at):
             q = questions[i] if i < len(questions) else None
+            said: dict[str, int] = {}
             for c in answerer.score(text, results):
                 r = c.hit.rank  # keep retrieval's order: today's main answers from rank 0
+                group[i, r] = said.setdefault(says(c.passage), len(said))
                 x[i, r] = as_vector(c.features)
                 present[i, r] = True
                 if q is not None and c.passage.id in q.gold:
@@ -146,7 +150,7 @@ def collect(name: str, embedder: Embedder, cache: Path) -> dict:
                     hit[i, r] = kind == "faq" or answer_hit(quoted, q.answers)
     print(f"  {name}: {len(texts)} questions in {time.perf_counter() - started:.0f} s", flush=True)
     data = {"x": x, "present": present, "gold": gold, "right": gold & hit, "role": role,
-            "article": np.array(kind == "article")}
+            "article": np.array(kind == "article"), "group": group}
     np.savez(target, **data)
     return data
 
@@ -190,20 +194,32 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
     best = ranked[rows, at]
     read = data["x"][..., FEATURES.index("read")].astype(np.float64)
     score = data["x"][..., FEATURES.index("score")].astype(np.float64)
-    nxt = np.minimum(at + 1, width - 1)
+    group = data["group"]
+    # The runner-up: the first candidate after the answering one that says something else (`answering.says`).
+    nxt = np.full(n, width)
+    for r in range(width - 1, 0, -1):
+        nxt = np.where((r > at) & present[:, r] & (group[:, r] != group[rows, at]), r, nxt)
+    rival = nxt < width
+    nxt = np.minimum(nxt, width - 1)
     told_apart = (read[rows, at] >= model.answer_at) & (read[rows, nxt] < model.answer_at)  # the reader accepts only the first
-    close = ((model.closeness > 0) & (at + 1 < width) & present[rows, nxt] & ~told_apart
+    close = ((model.closeness > 0) & rival & ~told_apart
              & (score[rows, nxt] >= score[rows, at] - model.closeness))
     answered = (best >= model.answer_at) & ~close & ~blocked[rows, at]
     suggest_at = min(model.suggest_at, model.answer_at)
     offered = ranked >= suggest_at
+    order = np.argsort(-ranked, axis=1, kind="stable")  # suggestions: most confident first ...
+    seen = np.zeros((n, int(group.max()) + 1), dtype=bool)
+    for j in range(width):  # ... one of the candidates that say the same, the most confident
+        c = order[:, j]
+        offered[rows, c] &= ~seen[rows, group[rows, c]]
+        seen[rows, group[rows, c]] |= offered[rows, c]
     lone = ~answered & (best >= suggest_at) & (offered.sum(axis=1) == 1)
     lone_at = offered.argmax(axis=1)
     if model.lone == "answer":  # a single suggestion is answered when its quote passes the checks
         take = lone & passing[rows, lone_at]
         answered, at = answered | take, np.where(take, lone_at, at)
     suggested = ~answered & (best >= suggest_at) & (~lone if model.lone != "suggest" else True)
-    top3 = np.argsort(-ranked, axis=1, kind="stable")[:, :3]  # suggestions: most confident first
+    top3 = order[:, :3]
     shown = offered[rows[:, None], top3] & suggested[:, None]
     suggest_right = (shown & gold[rows[:, None], top3]).any(axis=1)
     gold_at, right_at = gold[rows, at], right[rows, at]
@@ -236,7 +252,7 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
 
 CHECK_SETS = ((), ("unseen_focus", "kind_missing"), ("unseen_focus", "kind_missing", "details_missing"))
 FAILED_CHECK = (0.5, 0.7)  # what a failed check multiplies confidence by
-FAQ_MATCH = (0.8, 0.9)  # an FAQ whose question is this close to the user's is exempt from the checks
+FAQ_MATCH = (0.8, 0.85, 0.9)  # an FAQ whose question is this close to the user's is exempt from the checks
 READ_PARAGRAPH = (0.0, 0.25, 0.5, 0.75, 1.0)  # the reader's weight in a paragraph's confidence
 READ_FAQ = (0.0, 0.25, 0.5, 0.75)  # ... in an FAQ pair's
 RERANK = (False, True)

@@ -16,6 +16,9 @@ and is cut when the quote fails a check a careful reader would make:
 - **a detail the passage does not hold**: a name or a number the question
   states ("in Moscow", "in April 2024") that the passage never mentions: the
   passage is about another place, year or person, however close it reads.
+  What frames the passage counts as the passage's own: its document's title
+  and first paragraph ("the leader" of a later paragraph is the lede's "Cuban
+  leader").
 
 An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
 same kind of thing (who, when, how many...) is exempt: it was written to answer
@@ -65,7 +68,8 @@ class Candidate:
     names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
     kind_differs: float  # 1 for an FAQ pair none of whose phrasings asks the kind of thing the question asks
-    details_missing: float  # 1 when a name or number the question states is nowhere in the passage (or FAQ question)
+    details_missing: float  # 1 when a name or number the question states is nowhere in the passage (or FAQ question),
+    # its document's title or first paragraph
     score: float  # retrieval's fused score of the passage
     read: float = 0.0  # the reader's probability that the passage answers the question (qa/comprehension)
 
@@ -129,6 +133,7 @@ def candidate_features(
     passage_text: str,
     score: float = 0.0,
     read: float = 0.0,
+    context: str = "",
 ) -> Candidate:
     """The features of one candidate.
 
@@ -145,6 +150,8 @@ def candidate_features(
         passage_text: the whole passage (for an FAQ pair, its answer).
         score: retrieval's fused score of the passage.
         read: the reader's probability that the passage (an FAQ pair: its question and answer) answers the question.
+        context: what frames the passage in its document (its title and first paragraph): a detail stated
+            there is the passage's too ("the leader" of paragraph 3 is the Cuban leader of paragraph 1).
     """
     matched_terms = _terms(asked_text) if is_faq else _terms(quote)
     held = holds_kind(question_kind(question), quote, question)
@@ -161,7 +168,7 @@ def candidate_features(
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
         kind_differs=1.0 if is_faq and question_kind(question) not in _kinds(asked_text) else 0.0,
-        details_missing=1.0 if details(question) - _bare_words(f"{asked_text}\n{passage_text}") else 0.0,
+        details_missing=1.0 if details(question) - _bare_words(f"{asked_text}\n{passage_text}\n{context}") else 0.0,
         score=score,
         read=read,
     )

@@ -22,7 +22,7 @@ from functools import lru_cache
 from .answerability import AnswerModel, Candidate, candidate_features, default_model
 from .comprehension import Comprehension, Reading
 from .questions import holds_kind, question_kind
-from .lexical import analyze, coverage
+from .lexical import analyze, coverage, fold
 from .retrieval import Evidence
 from .types import Answer, Citation, Hit, Passage, Suggestion
 
@@ -94,6 +94,16 @@ class Scored:
     @property
     def passage(self) -> Passage:
         return self.hit.passage
+
+
+def says(passage: Passage) -> str:
+    """What a passage offers, normalised: an FAQ pair its question, a paragraph its text.
+
+    Two FAQ pairs that answer the same question (a thread's several answers) are not two meanings to ask the
+    user about; nor is one paragraph indexed from two files. "Did you mean X or X?" is no question.
+    """
+    offered = (passage.question or passage.text) if passage.kind == "faq" else passage.text
+    return " ".join(fold(offered).split())
 
 
 def first_sentence(passage: Passage) -> str:
@@ -227,6 +237,7 @@ class Answerer:
                 is_faq=passage.kind == "faq", dense=evidence.dense, quote_cosine=quote_cosine,
                 passage_coverage=evidence.coverage, quote=quote(passage, start, end), asked_text=asked,
                 passage_text=passage.text, score=hit.score, read=reading.answerable if reading else 0.0,
+                context=evidence.context,
             )
             scored.append(Scored(hit, evidence, start, end, features, model.probability(features), span))
         return scored
@@ -316,7 +327,8 @@ class Answerer:
         # Too close to call: the runner-up's retrieval score is within `closeness` of the first's, and the
         # reader does not tell them apart (a passage it accepts is answered beside a near-duplicate it does not
         # accept; when it accepts both, the question leaves out what separates them).
-        runner_up = scored[at + 1] if at + 1 < len(scored) else None
+        # A runner-up that says the same as the first (another answer to the same FAQ question) is not a rival.
+        runner_up = next((c for c in scored[at + 1 :] if says(c.passage) != says(best.passage)), None)
         close = (model.closeness > 0 and runner_up is not None
                  and not (best.features.read >= answer_at > runner_up.features.read)
                  and runner_up.hit.score >= best.hit.score - model.closeness)
@@ -325,7 +337,10 @@ class Answerer:
         if not confidence >= suggest_at:  # NaN never suggests
             return Answer(question, NOT_COVERED, False, confidence, (), hits)
         offered = sorted((c for c in scored if c.probability >= suggest_at), key=lambda c: -c.probability)
-        offered = list({c.passage.id: c for c in offered}.values())[: s.max_suggestions]
+        distinct: dict[str, Scored] = {}
+        for c in offered:  # the most confident of the candidates that say the same
+            distinct.setdefault(says(c.passage), c)
+        offered = list(distinct.values())[: s.max_suggestions]
         if len(offered) == 1 and model.lone != "suggest":  # a list of one is no choice: answer it, or not
             if model.lone == "answer" and model.can_answer(offered[0].features):
                 return self._answered(question, offered[0], hits)

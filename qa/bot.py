@@ -500,7 +500,7 @@ class Bot:
         for i, joint in zip(back, combined):
             # The quote must hold the words of the question asked, not of the one before it.
             weights = retriever.term_weights(texts[i])
-            unseen = retriever.unseen_terms(weights)
+            unseen = retriever.unseen_terms(texts[i])
             joint = [(hit, replace(evidence, term_weights=weights, unseen_terms=unseen)) for hit, evidence in joint]
             joined = follow_up_query(texts[i], previous)
             mine, theirs = answerer.confidence(texts[i], chosen[i]), answerer.confidence(texts[i], joint, joined)

@@ -57,6 +57,21 @@ def analyze(text: str) -> list[str]:
     return [t for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit()) for t in _terms(w)]
 
 
+def unseen(text: str, known) -> frozenset[str]:
+    """The terms of `text`'s words that `known` has none of: a word is unseen only when neither its stem nor its
+    lemma's is known. simplemma reads the question's "lay" as "lie", a form the documents' "laid" (lemma "lay")
+    never yields; the word "lay" itself is in them."""
+    stop = _stopwords()
+    out = set()
+    for w in _WORD.findall(fold(text)):
+        if w in stop or not (len(w) > 1 or w.isdigit()):
+            continue
+        terms = _terms(w)
+        if not any(t in known for t in terms):
+            out.update(terms)
+    return frozenset(out)
+
+
 def term_weights(terms: list[str], idf: dict[str, float], unseen_idf: float) -> dict[str, float]:
     """IDF of each distinct term, in first-seen order; a term no passage holds gets `unseen_idf` (the highest)."""
     return {t: idf.get(t, unseen_idf) for t in dict.fromkeys(terms)}

@@ -12,12 +12,13 @@ import re
 from functools import lru_cache
 
 # The question's kind, from its first wh-word ("What does Doctor Who do when…" asks "what"); each kind maps to
-# what its answer must hold. At one position the longer form wins ("how many" before "how").
+# what its answer must hold. "What are the opening hours…" asks when, as "What time…" does. At one position the longer form wins ("how many" before "how").
 _KIND = re.compile(
     r"\b(?:(?P<how_many>how\s+(?:many|much|long|old|far|big|large|tall|high|often|few)"
     r"|what\s+(?:percentage|percent|proportion|fraction|share|amount|number))"
     r"|(?P<when>when|what\s+(?:year|month|day|date|time|century|decade|era|period)"
-    r"|which\s+(?:year|month|day|date|century|decade))"
+    r"|which\s+(?:year|month|day|date|century|decade)"
+    r"|what\s+(?:are|is|were|was)\s+(?:the\s+|your\s+|its\s+|their\s+)?(?:[\w-]+\s+){0,2}(?:hours|times|schedule|dates)\b)"
     r"|(?P<who>who|whom|whose)|(?P<where>where)|(?P<other>what|which|why|how))\b",
     re.I,
 )
@@ -42,9 +43,10 @@ FRAME_WORDS = frozenset(("name names named call called kind kinds type types sor
                          "explain list say said nickname nicknamed entity entities besides percentage percent "
                          "proportion fraction amount number total average minimum maximum").split())
 _WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.:/-]*")
-# A place is named after a preposition of place: "in St. Petersburg", "at the Piskaryovskoye Cemetery".
-_PLACE = re.compile(r"\b(?:in|at|near|from|into|inside|outside|across|along|within|around|throughout|beyond|"
-                    r"towards?|through|off|on|to)\s+(?:the\s+)?((?:[A-ZÀ-Þ][\w’'.-]*)(?:\s+(?:of\s+)?[A-ZÀ-Þ][\w’'.-]*)*)")
+# A place is named after a preposition of place (which may start a sentence): "in St. Petersburg", "at the
+# Piskaryovskoye Cemetery", "At 12 Harbour Street".
+_PLACE = re.compile(r"\b(?i:in|at|near|from|into|inside|outside|across|along|within|around|throughout|beyond|"
+                    r"towards?|through|off|on|to)\s+(?:the\s+)?(?:\d+[A-Za-z]?,?\s+)?((?:[A-ZÀ-Þ][\w’'.-]*)(?:\s+(?:of\s+)?[A-ZÀ-Þ][\w’'.-]*)*)")
 _CAPITALISED = re.compile(r"\b[A-ZÀ-Þ][\w’'-]*(?:\s+(?:of|de|del|la|von|van|the|and)?\s*[A-ZÀ-Þ][\w’'-]*)*")
 
 

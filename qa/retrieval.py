@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .keys import FIELD_ALTERNATE, FIELD_ENTRY, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
-from .lexical import analyze, term_weights, unseen_idf
+from .lexical import analyze, term_weights, unseen, unseen_idf
 from .stores import Index
 from .types import Hit
 
@@ -81,6 +81,7 @@ class Evidence:
     text_cosine: float = 0.0  # with the paragraph, or with the FAQ answer
     asked_cosine: float = -1.0  # best with the FAQ question or an alternate (-1 for a paragraph)
     unseen_terms: frozenset[str] = frozenset()  # the question's terms that no passage holds
+    context: str = ""  # what frames the passage in its document: the title and the first paragraph
 
 
 def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
@@ -124,6 +125,15 @@ class Retriever:
         self.idf = index.lexical.idf()
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         self.unseen_idf = unseen_idf(len(index.passages))
+        self._ledes: dict[str, str] | None = None  # a document's first paragraph, by path (`context`)
+
+    def context(self, row: int) -> str:
+        """What frames passage `row` in its document: the document's title and its first paragraph (the lede
+        of an article says whose visit, where, when; the paragraphs after it say "the leader", "the city")."""
+        if self._ledes is None:
+            self._ledes = {p.path: p.text for p in self.index.passages if p.kind == "paragraph" and p.position == 0}
+        passage = self.index.passages[row]
+        return f"{passage.title}\n{self._ledes.get(passage.path, '')}"
 
     def key_rows(self, row: int) -> np.ndarray:
         """The key rows (rows of `index.keys` and of the vector index) of passage `row`."""
@@ -133,9 +143,9 @@ class Retriever:
         """The IDF of each distinct analysed term of `question` in this index."""
         return term_weights(analyze(question), self.idf, self.unseen_idf)
 
-    def unseen_terms(self, weights: dict[str, float]) -> frozenset[str]:
-        """The terms of `weights` that no passage holds."""
-        return frozenset(t for t in weights if t not in self.idf)
+    def unseen_terms(self, question: str) -> frozenset[str]:
+        """The terms of the words of `question` that no passage holds in any form (`lexical.unseen`)."""
+        return unseen(question, self.idf)
 
     def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
         """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one store call for all.
@@ -245,12 +255,13 @@ class Retriever:
         dense = dense_score(f, self.settings)
         order = np.lexsort((f.rows, -scores))[:k]  # best score first; a tie goes to the earlier passage
         weights = self.term_weights(question)
-        unseen = self.unseen_terms(weights)
+        unseen = self.unseen_terms(question)
         return [
             (
                 Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),
                 Evidence(int(f.rows[i]), float(scores[i]), float(dense[i]), float(f.bm25[i]), float(f.coverage[i]),
-                         self._sentence_cosines(*f.keys_of(int(i))), weights, float(f.text[i]), float(f.asked[i]), unseen),
+                         self._sentence_cosines(*f.keys_of(int(i))), weights, float(f.text[i]), float(f.asked[i]), unseen,
+                         self.context(int(f.rows[i]))),
             )
             for rank, i in enumerate(order)
         ]

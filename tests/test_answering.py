@@ -87,6 +87,11 @@ def test_on_topic_questions_the_article_cannot_answer_are_not_answered(bot, row)
         ("How was it decided how many ministers each party gets?", "other"),
         ("The samples are analysed by who?", "who"),
         ("What percentage of the vote did they win?", "how_many"),
+        # Hours and times are asked with "what" too.
+        ("What are the opening hours of the Cuban embassy in Moscow?", "when"),
+        ("What are your office hours?", "when"),
+        ("What is the schedule of the ceremony?", "when"),
+        ("What are the main reasons for the visit?", "other"),
     ],
 )
 def test_question_kind(question, kind):
@@ -110,6 +115,10 @@ def test_a_quote_holds_the_kind_of_thing_asked_for():
     assert holds_kind("how_many", "In 2024, 300,000 tonnes were shipped.", "How much oil was shipped in 2024?")
     assert holds_kind("how_many", "Two-thirds of the city died.", "How many people died?")
     assert holds_kind("when", "In November 2024, they met.", "When in 2024 did they meet?")
+    # A place may be an address: a house number before the street's name.
+    assert holds_kind("where", "At 12 Harbour Street, second floor.", "Where is the office?")
+    assert holds_kind("where", "The office is in 4B Calle Obispo.", "Where is the office?")
+    assert not holds_kind("where", "At 12 o'clock, on the second floor.", "Where is the office?")
 
 
 def test_a_topic_word_no_document_uses_fails_unless_it_is_a_slip_for_a_word_of_the_passage():
@@ -128,6 +137,17 @@ def test_a_topic_word_no_document_uses_fails_unless_it_is_a_slip_for_a_word_of_t
     assert check("Which bank lent the money?", {"bank"}, "He came back.")  # words under 5 letters get no slips
 
 
+def test_a_word_is_unseen_only_when_none_of_its_forms_is_in_the_documents():
+    """simplemma reads the question's "lay" as the verb "lie"; the documents' "laid" gives "lay", so the question's
+    word is in them, though its lemma is not."""
+    from qa.lexical import analyze, unseen
+
+    known = set(analyze("During the ceremony, the leader laid a floral tribute at the monument."))
+    assert "lie" in analyze("What did the Cuban leader lay at the monument?")  # the premise
+    assert unseen("What did the Cuban leader lay at the monument?", known) == {"cuban"}
+    assert unseen("Who designed the monument?", known) == {"design"}
+
+
 @pytest.mark.parametrize("question, missing", [
     ("Which governor did Díaz-Canel meet in Moscow?", True),  # a swapped place
     ("Which Russian deputy prime minister visited Havana in April 2024?", True),  # a swapped year
@@ -144,6 +164,32 @@ def test_a_name_or_number_the_passage_never_mentions_is_a_missing_detail(questio
     features = candidate_features(question, {}, frozenset(), is_faq=False, dense=0.7, quote_cosine=0.7,
                                   passage_coverage=0.8, quote=passage, asked_text="", passage_text=passage)
     assert features.details_missing == (1.0 if missing else 0.0)
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("What did the Cuban leader lay at the monument?", False),  # the lede's "Cuban leader" is paragraph 3's "leader"
+    ("What did the Venezuelan leader lay at the monument?", True),  # nowhere in the passage, title or lede
+    ("What did the leader lay at the monument in 2023?", True),
+])
+def test_what_frames_a_passage_in_its_document_holds_its_details(question, missing):
+    from qa.answerability import candidate_features
+
+    article = ARTICLE.read_text(encoding="utf-8").splitlines()
+    passage = next(line for line in article if "floral tribute" in line)
+    assert "Cuban" not in passage  # the premise
+    context = f"Diaz Canel Russia Visit\n{article[0]}"
+    features = candidate_features(question, {}, frozenset(), is_faq=False, dense=0.7, quote_cosine=0.7,
+                                  passage_coverage=0.8, quote=passage, asked_text="", passage_text=passage,
+                                  context=context)
+    assert features.details_missing == (1.0 if missing else 0.0)
+
+
+def test_the_retriever_gives_each_passage_the_title_and_lede_of_its_document(bot):
+    hits = bot.retriever.search("What did the leader lay at the monument?", bot.embedder.encode(["What did the leader lay at the monument?"])[0], 5)
+    for hit, evidence in hits:
+        if hit.passage.kind == "paragraph":
+            title, lede = evidence.context.split("\n", 1)
+            assert title == hit.passage.title and lede.startswith("The Cuban leader, Miguel Díaz-Canel Bermúdez")
 
 
 def test_the_shipped_model_is_the_one_the_selection_script_wrote():
@@ -315,3 +361,54 @@ def test_an_faq_the_question_rephrases_is_answered_beside_the_article(tmp_path, 
     answer = bot.ask("What are the opening hours of the Cuban embassy in Moscow?")
     assert answer.answered, (answer.outcome, answer.confidence, [s.text for s in answer.suggestions])
     assert answer.text == "The embassy is open Monday to Friday, 9:00 to 13:00."
+
+
+@pytest.fixture(scope="module")
+def thread_bot(tmp_path_factory, embedder):
+    """An FAQ file with two answers to one question (a forum thread's), and a question close to it."""
+    folder = tmp_path_factory.mktemp("thread")
+    (folder / "faq.csv").write_text(
+        "question,answer\n"
+        "How do I reset my password?,Use the 'Forgot password' link on the sign-in page.\n"
+        "How do I reset my password?,Ask the help desk to send you a reset link by email.\n"
+        "How do I change my password?,Open Settings and choose Security.\n"
+        "Where is the office?,\"At 12 Harbour Street, second floor.\"\n",
+        encoding="utf-8")
+    return Bot.build([folder], tmp_path_factory.mktemp("thread-index"), embedder=embedder)
+
+
+def test_two_answers_to_the_same_question_are_not_two_meanings_to_ask_about(thread_bot):
+    """The closeness rule asks back when two passages match alike; two answers to one FAQ question are not
+    two meanings: the first is answered, where the rule alone would offer the same question twice."""
+    first, second = thread_bot.retriever.search("How do I reset my password?",
+                                                 thread_bot.embedder.encode(["How do I reset my password?"])[0], 2)
+    assert first[0].passage.question == second[0].passage.question  # the premise: the runner-up is the same question
+    assert second[0].score >= first[0].score - thread_bot.answerer.settings.model.closeness  # ... and close
+    answer = thread_bot.ask("How do I reset my password?")
+    assert answer.outcome == "answered", (answer.outcome, [s.text for s in answer.suggestions])
+    assert answer.citations[0].passage_id == first[0].passage.id
+
+
+def test_suggestions_never_offer_the_same_question_twice(thread_bot):
+    answer = thread_bot.ask("I forgot my password, what now?", threshold=0.999)  # never sure enough: suggestions
+    assert answer.outcome == "suggested", (answer.outcome, answer.confidence)
+    texts = [s.text for s in answer.suggestions]
+    assert len(texts) == len(set(texts)) >= 2 and "How do I reset my password?" in texts
+
+
+def test_the_selection_simulates_the_same_question_rule_as_the_answerer_applies_it():
+    """bench.select_answering's `outcomes` on two candidates a hair apart: told apart when they say different
+    things (suggested), answered when they are two answers to one question."""
+    import numpy as np
+
+    from bench.select_answering import outcomes, probabilities
+
+    model = dataclasses.replace(default_model(), closeness=0.05, read_faq=0.0, faq_match=0.9)
+    x = np.zeros((2, 2, len(FEATURES)), dtype=np.float32)
+    for name, value in (("is_faq", 1.0), ("dense", 0.95), ("quote_cosine", 0.95), ("score", 1.0), ("read", 0.9)):
+        x[..., FEATURES.index(name)] = value
+    data = {"x": x, "present": np.ones((2, 2), bool), "gold": np.array([[True, True]] * 2),
+            "right": np.array([[True, True]] * 2), "role": np.zeros(2, np.int8), "article": np.array(False),
+            "group": np.array([[0, 1], [0, 0]], np.int8)}
+    result = outcomes(data, probabilities(data, model), model)
+    assert result["answered_right"] == 0.5 and result["suggested_right"] == 0.5
