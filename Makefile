@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m bench.incremental
 	$(BIN)/python -m bench.reading
 	$(BIN)/python -m bench.reader_latency
+	$(BIN)/python -m bench.reader_int8
 
 # Rebuild the shipped reader weights (qa/comprehension/model) from the training data, and the learning curve's
 # checkpoints beside them (about 50 min on 2 free cores; docs/reader.md).

@@ -133,13 +133,15 @@ class Bot:
             (Milvus Lite) or a Milvus server URI; with Milvus, `index_dir`'s last part names the index.
         reader: the reading-comprehension model (qa/comprehension): a `Comprehension` to share, or its
             weights folder (argument → $QA_READER → the shipped weights).
+        reader_precision: "fp32" or "int8" (argument → $QA_READER_PRECISION → fp32); ignored when `reader`
+            is a `Comprehension`.
 
     A Bot notices a newly committed index (`qa build` into its store) between two
     requests and switches to it whole: a request uses one index from start to end,
     and a new index that cannot be loaded leaves the old one serving (one warning).
 
     Raises:
-        ValueError: k < 1, a threshold outside [0, 1], or an unknown store.
+        ValueError: k < 1, a threshold outside [0, 1], an unknown store or reader precision.
         QuestionLogError: the question log is damaged or written by a newer qa.
     """
 
@@ -158,6 +160,7 @@ class Bot:
         question_log: str | os.PathLike | QuestionLog | None = None,
         store: str | None = None,
         reader: Comprehension | str | os.PathLike | None = None,
+        reader_precision: str | None = None,
     ):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -169,7 +172,8 @@ class Bot:
         if threshold is not None:
             answer_settings = replace(answer_settings, threshold=threshold)
         if not isinstance(reader, Comprehension):
-            reader = Comprehension(settings.reader_dir(reader), threads=min(os.cpu_count() or 1, 4))
+            reader = Comprehension(settings.reader_dir(reader), threads=min(os.cpu_count() or 1, 4),
+                                   precision=settings.reader_precision(reader_precision))
         self.answerer = Answerer(answer_settings, reader)
         self.retrieval_settings = retrieval or RetrievalSettings()
         self.k = k

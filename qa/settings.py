@@ -14,6 +14,7 @@ from pathlib import Path
 BACKENDS = ("auto", "torch", "onnx")
 DEFAULT_INDEX_DIR = "index"
 DEFAULT_DATA_DIR = "data"
+DEFAULT_READER_PRECISION = "fp32"  # int8 only where it keeps >= 99 % of the decisions (python -m bench.reader_int8)
 DEFAULT_MAX_QUESTION_CHARS = 2000
 DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
 # What one document may unpack to: the text a reader extracts and the passages it makes.
@@ -42,8 +43,11 @@ SETTINGS = (
     Setting("QA_BACKEND", "Embedder(backend=)", "auto", "embedding backend: auto, onnx or torch"),
     Setting("QA_CACHE_DIR", "Embedder(cache_dir=)", "$XDG_CACHE_HOME/qa or ~/.cache/qa", "where ONNX exports are cached"),
     Setting("QA_READER", "Bot(reader=)", "the shipped qa/comprehension/model", "the reader's weights folder (`make train` writes one)"),
+    Setting("QA_READER_PRECISION", "Bot(reader_precision=)", DEFAULT_READER_PRECISION,
+            "the reader's arithmetic: fp32, or int8 (quantised once, about twice as fast; docs/reader.md)"),
     Setting("QA_ALLOW_DOWNLOAD", "", "off", "1 lets sentence-transformers download a model"),
-    Setting("QA_THRESHOLD", "--threshold", "0.5", "abstain below this confidence (0-1)"),
+    Setting("QA_THRESHOLD", "--threshold", "the answer model's (qa/answer_model.json)",
+            "answer at or above this confidence (0-1); below it, suggest or abstain"),
     Setting("QA_MAX_QUESTION_CHARS", "Bot(max_question_chars=)", str(DEFAULT_MAX_QUESTION_CHARS),
             "longest question (and history entry) accepted"),
     Setting("QA_MAX_DOC_BYTES", "--max-doc-bytes", "52428800 (50 MiB)", "largest document accepted, in bytes"),
@@ -154,6 +158,18 @@ def reader_dir(value: str | os.PathLike | None = None) -> Path | None:
     """The reader's weights folder: argument → $QA_READER → None (the shipped weights)."""
     chosen = value or _env("QA_READER")
     return Path(chosen) if chosen else None
+
+
+def reader_precision(value: str | None = None) -> str:
+    """The reader's precision: argument → $QA_READER_PRECISION → DEFAULT_READER_PRECISION.
+
+    Raises:
+        ValueError: not "fp32" or "int8".
+    """
+    chosen = (value or _env("QA_READER_PRECISION") or DEFAULT_READER_PRECISION).strip().lower()
+    if chosen not in ("fp32", "int8"):
+        raise ValueError(f"reader precision must be fp32 or int8, got {chosen!r}")
+    return chosen
 
 
 def allow_download() -> bool:

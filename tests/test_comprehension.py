@@ -139,3 +139,40 @@ def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_p
     assert card["steps"] == card["of_steps"] >= 2 and card["pairs"]["positives"] == 16
     assert card["pairs"]["negatives_unanswerable"] == 8 and card["data"]["questions.jsonl"]
     assert {"adapter_model.safetensors", "adapter_config.json", "heads.safetensors"} <= set(card["files"])
+
+
+@pytest.fixture
+def int8_cache(tmp_path, reader):
+    """A cache holding a copy of the fp32 export (so no test exports again), where int8 files get made."""
+    shutil.copytree(reader.folder, tmp_path / "reader" / reader.folder.name)
+    return tmp_path
+
+
+def test_the_int8_reader_is_quantised_once_from_the_export_and_finds_the_same_words(int8_cache, reader):
+    quick = Comprehension(cache_dir=int8_cache, precision="int8").warm_up()
+    assert (quick.folder / "model.int8.onnx").stat().st_size < (quick.folder / "model.onnx").stat().st_size / 3
+    holding, other = quick.read("Who did Díaz-Canel meet in St. Petersburg?", [GOVERNOR, OTHER])
+    assert GOVERNOR[holding.start:holding.end] == "Alexander Beglov"
+    fp32 = reader.read("Who did Díaz-Canel meet in St. Petersburg?", [GOVERNOR])[0]
+    assert holding.answerable == pytest.approx(fp32.answerable, abs=0.1) and holding.answerable > other.answerable
+    made = (quick.folder / "model.int8.onnx").stat().st_mtime_ns
+    Comprehension(cache_dir=int8_cache, precision="int8").warm_up()  # a second load uses the file made
+    assert (quick.folder / "model.int8.onnx").stat().st_mtime_ns == made
+
+
+def test_a_damaged_int8_file_is_quantised_again(int8_cache, caplog):
+    first = Comprehension(cache_dir=int8_cache, precision="int8").warm_up()
+    (first.folder / "model.int8.onnx").write_bytes(b"not a model")
+    again = Comprehension(cache_dir=int8_cache, precision="int8").warm_up()
+    assert "quantising it again" in caplog.text
+    assert again.read("Who is the governor?", [GOVERNOR])[0].end > 0
+
+
+def test_an_unknown_reader_precision_is_refused(monkeypatch, article_index):
+    from qa import Bot
+
+    with pytest.raises(ValueError, match="precision"):
+        Comprehension(precision="fp16")
+    monkeypatch.setenv("QA_READER_PRECISION", "int4")
+    with pytest.raises(ValueError, match="int4"):
+        Bot(article_index)

@@ -40,12 +40,13 @@ def test_the_argument_wins_over_the_environment_which_wins_over_the_default(monk
         ("QA_THRESHOLD", "1.5", r"threshold must be in \[0, 1\], got 1.5"),
         ("QA_BACKEND", "tensorflow", "embedding backend must be one of auto, torch, onnx, got 'tensorflow'"),
         ("QA_MAX_DOC_BYTES", "0", "the maximum document size must be a whole number of bytes >= 1, got 0"),
+        ("QA_READER_PRECISION", "fp16", "reader precision must be fp32 or int8, got 'fp16'"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_error(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
     resolver = {"QA_PORT": settings.port, "QA_THRESHOLD": settings.threshold, "QA_BACKEND": settings.backend,
-                "QA_MAX_DOC_BYTES": settings.max_doc_bytes}[env]
+                "QA_MAX_DOC_BYTES": settings.max_doc_bytes, "QA_READER_PRECISION": settings.reader_precision}[env]
     with pytest.raises(ValueError, match=message):
         resolver()
 
