@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import Bot
-from qa.answerability import FEATURES, AnswerModel, MODEL_FILE, as_vector
+from qa.answerability import FEATURES, NEVER_WAIVED, AnswerModel, MODEL_FILE, as_vector
 from qa.answering import AnswerSettings, says
 from qa.embedding import Embedder
 from qa.evaluation import answer_hit, load_questions, question_texts, set_kind, write_corpus
@@ -165,9 +165,10 @@ def probabilities(data: dict, model: AnswerModel) -> tuple[np.ndarray, np.ndarra
     weight = np.where(faq, model.read_faq, model.read_paragraph)
     base = (1.0 - weight) * match + weight * f["read"]
     exempt = faq & (f["quote_cosine"] >= model.faq_match) & (f["kind_differs"] < 0.5)
-    failed = sum((f[name] >= 0.5).astype(np.float64) for name in model.checks) if model.checks else np.zeros_like(base)
-    p = base * np.where(exempt, 1.0, model.failed_check ** failed)
-    blocked = ~exempt & (failed > 0)  # a quote that fails a check is never an answer
+    failed = sum(((f[name] >= 0.5) & (~exempt | (name in NEVER_WAIVED))).astype(np.float64) for name in model.checks) \
+        if model.checks else np.zeros_like(base)
+    p = base * model.failed_check ** failed
+    blocked = failed > 0  # a quote that fails a check is never an answer
     return np.where(data["present"], p, -1.0), blocked
 
 

@@ -21,8 +21,11 @@ and is cut when the quote fails a check a careful reader would make:
   leader").
 
 An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
-same kind of thing (who, when, how many...) is exempt: it was written to answer
-exactly that. `candidate_features` turns one candidate
+same kind of thing (who, when, how many...) is exempt from the first two checks:
+it was written to answer exactly that, in its own words. Not from the third: a
+day, place or name the user states that the FAQ never mentions ("Do you open on
+Saturday?" against "Are you open on Sundays?") means it was written for another
+case, however alike the two read. `candidate_features` turns one candidate
 into numbers; `AnswerModel` turns them into a confidence and holds the
 thresholds of the three outcomes, which `python -m bench.select_answering`
 chooses with each family of evaluation sets held out (docs/quality.md).
@@ -76,6 +79,7 @@ class Candidate:
 
 FEATURES = tuple(Candidate.__dataclass_fields__)
 CHECKS = ("unseen_focus", "kind_missing", "details_missing")
+NEVER_WAIVED = ("details_missing",)  # checks an FAQ's matching question does not exempt it from
 LONE = ("answer", "abstain", "suggest")
 
 
@@ -188,7 +192,8 @@ class AnswerModel:
     (qa/comprehension). confidence = (1 − w) × match + w × read, with w = `read_paragraph` for a
     paragraph and `read_faq` for an FAQ pair, multiplied by `failed_check` for each check in `checks`
     that the quote fails; an FAQ pair whose question
-    matches the user's with a cosine of `faq_match` or more is exempt from the checks. A quote that
+    matches the user's with a cosine of `faq_match` or more is exempt from the checks but those in
+    `NEVER_WAIVED` (a detail the user states that the FAQ never mentions). A quote that
     fails a check is never given as an answer, however confident: it can only be suggested. The exemption
     needs the FAQ to ask the same kind of thing: "What was the purpose of the visit?" was not written to
     answer "Who travelled with him?", however close the two read.
@@ -226,7 +231,7 @@ class AnswerModel:
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""
         if c.is_faq and c.quote_cosine >= self.faq_match and not c.kind_differs:
-            return []
+            return [name for name in self.checks if name in NEVER_WAIVED and getattr(c, name) >= 0.5]
         return [name for name in self.checks if getattr(c, name) >= 0.5]
 
     def can_answer(self, c: Candidate) -> bool:

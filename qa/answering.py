@@ -342,7 +342,10 @@ class Answerer:
             distinct.setdefault(says(c.passage), c)
         offered = list(distinct.values())[: s.max_suggestions]
         if len(offered) == 1 and model.lone != "suggest":  # a list of one is no choice: answer it, or not
-            if model.lone == "answer" and model.can_answer(offered[0].features):
+            # ... but never under a threshold the caller set: it asked for nothing less sure than that.
+            chosen_threshold = threshold is not None or s.threshold is not None
+            if (model.lone == "answer" and model.can_answer(offered[0].features)
+                    and (not chosen_threshold or offered[0].probability >= answer_at)):
                 return self._answered(question, offered[0], hits)
             return Answer(question, NOT_COVERED, False, confidence, (), hits)
         suggestions = tuple(
