@@ -220,6 +220,23 @@ def test_a_failed_check_lowers_confidence_unless_an_faq_question_matches():
     # An FAQ that asks another kind of thing ("What was the purpose…?" for "Who travelled…?") is not exempt.
     other_kind = dataclasses.replace(matching_faq, kind_differs=1.0)
     assert model.failed(other_kind) == ["unseen_focus", "kind_missing"]
+    # Nor from a detail the user states that the FAQ never mentions ("…on Saturday?" against "…on Sundays?").
+    other_day = dataclasses.replace(matching_faq, details_missing=1.0)
+    assert model.failed(other_day) == ["details_missing"] and not model.can_answer(other_day)
+
+
+def test_an_faq_written_for_another_day_does_not_answer_though_its_question_reads_alike(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "readme_faq.csv", folder / "faq.csv")
+    bot = Bot.build([folder], tmp_path / "index", embedder=embedder)
+    saturday = bot.ask("Do you open on Saturday?")
+    assert saturday.passages[0].passage.question == "Are you open on Sundays?"  # the premise: it reads alike
+    assert not saturday.answered, (saturday.outcome, saturday.confidence, saturday.text)
+    sunday = bot.ask("Are you open on Sundays?")
+    assert sunday.answered and sunday.text == "No, the office is closed on Sundays."
+    # A lone candidate is never answered under a threshold the caller set.
+    assert not bot.ask("Are you open on Sundays?", threshold=1.0).answered
 
 
 def test_every_answer_has_one_of_three_outcomes_and_serialises_it(bot):
@@ -390,7 +407,7 @@ def test_two_answers_to_the_same_question_are_not_two_meanings_to_ask_about(thre
 
 
 def test_suggestions_never_offer_the_same_question_twice(thread_bot):
-    answer = thread_bot.ask("I forgot my password, what now?", threshold=0.999)  # never sure enough: suggestions
+    answer = thread_bot.ask("I forgot my password, what now?", threshold=1.0)  # never sure enough: suggestions
     assert answer.outcome == "suggested", (answer.outcome, answer.confidence)
     texts = [s.text for s in answer.suggestions]
     assert len(texts) == len(set(texts)) >= 2 and "How do I reset my password?" in texts

@@ -66,8 +66,8 @@ def test_log_stores_question_outcome_citation_best_passage_and_choice(faq_index,
     answered = bot.ask("Where is the office?")
     abstained = bot.ask(OFF_TOPIC)
     unsure = logged_bot(faq_index, embedder, tmp_path, threshold=1.0)  # the same log file
-    offered = unsure.ask("Can I come by on the weekend?").suggestions[-1].passage_id
-    picked = unsure.ask("Can I come by on the weekend?", choose=offered)
+    offered = unsure.ask("Do you open on Saturday?").suggestions[-1].passage_id
+    picked = unsure.ask("Do you open on Saturday?", choose=offered)
     assert answered.answer_id and answered.to_dict()["answer_id"] == answered.answer_id
     assert len({answered.answer_id, abstained.answer_id, picked.answer_id}) == 3
     rows = {r["answer_id"]: r for r in bot.question_log.rows()}
@@ -254,7 +254,7 @@ def test_accept_adds_the_questions_the_faq_already_answered_well_and_marks_them(
 
 def test_a_rejected_did_you_mean_proposes_no_candidate(faq_data, faq_index, embedder, tmp_path):
     unsure = logged_bot(faq_index, embedder, tmp_path, threshold=1.0)
-    answer = unsure.ask("Can I come by on the weekend?")
+    answer = unsure.ask("Do you open on Saturday?")
     assert answer.outcome == "suggested"
     review = Review(unsure, unsure.question_log, faq_data)
     assert review.queue()[0].candidate is not None  # unmarked, the bot's first guess is proposed
