@@ -44,7 +44,7 @@ SETTINGS = (
     Setting("QA_CACHE_DIR", "Embedder(cache_dir=)", "$XDG_CACHE_HOME/qa or ~/.cache/qa", "where ONNX exports are cached"),
     Setting("QA_READER", "Bot(reader=)", "the shipped qa/comprehension/model", "the reader's weights folder (`make train` writes one)"),
     Setting("QA_READER_PRECISION", "Bot(reader_precision=)", DEFAULT_READER_PRECISION,
-            "the reader's arithmetic: fp32, or int8 (quantised once, about twice as fast; docs/reader.md)"),
+            "the reader's arithmetic: fp32, or int8 (quantised once; faster, changes some decisions: docs/reader.md)"),
     Setting("QA_ALLOW_DOWNLOAD", "", "off", "1 lets sentence-transformers download a model"),
     Setting("QA_THRESHOLD", "--threshold", "the answer model's (qa/answer_model.json)",
             "answer at or above this confidence (0-1); below it, suggest or abstain"),

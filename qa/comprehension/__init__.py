@@ -8,8 +8,8 @@ low-rank adapters and two heads over the installed all-MiniLM-L6-v2; the first
 merges them onto the base model, exports the result to ONNX in the cache
 (``<cache>/reader/<key>/``), checks it against torch, and from then on runs it
 with ONNX Runtime only (no torch on the `ask()` path). With precision "int8"
-the export is also quantised (ONNX Runtime's dynamic int8, weights only: about
-twice as fast on a CPU) into ``model.int8.onnx`` beside it, once;
+the export is also quantised (ONNX Runtime's dynamic int8, weights only:
+faster on a CPU) into ``model.int8.onnx`` beside it, once;
 `python -m bench.reader_int8` measures how many of the bot's decisions it keeps.
 
 (Not to be confused with `qa.readers`, which reads document formats.)
