@@ -328,7 +328,8 @@ class Answerer:
         # reader does not tell them apart (a passage it accepts is answered beside a near-duplicate it does not
         # accept; when it accepts both, the question leaves out what separates them).
         # A runner-up that says the same as the first (another answer to the same FAQ question) is not a rival.
-        runner_up = next((c for c in scored[at + 1 :] if says(c.passage) != says(best.passage)), None)
+        said = says(best.passage)
+        runner_up = next((c for c in scored[at + 1 :] if says(c.passage) != said), None)
         close = (model.closeness > 0 and runner_up is not None
                  and not (best.features.read >= answer_at > runner_up.features.read)
                  and runner_up.hit.score >= best.hit.score - model.closeness)

@@ -14,6 +14,7 @@ from pathlib import Path
 BACKENDS = ("auto", "torch", "onnx")
 DEFAULT_INDEX_DIR = "index"
 DEFAULT_DATA_DIR = "data"
+READER_PRECISIONS = ("fp32", "int8")
 DEFAULT_READER_PRECISION = "fp32"  # int8 only where it keeps >= 99 % of the decisions (python -m bench.reader_int8)
 DEFAULT_MAX_QUESTION_CHARS = 2000
 DEFAULT_MAX_DOC_BYTES = 50 * 1024 * 1024
@@ -167,7 +168,7 @@ def reader_precision(value: str | None = None) -> str:
         ValueError: not "fp32" or "int8".
     """
     chosen = (value or _env("QA_READER_PRECISION") or DEFAULT_READER_PRECISION).strip().lower()
-    if chosen not in ("fp32", "int8"):
+    if chosen not in READER_PRECISIONS:
         raise ValueError(f"reader precision must be fp32 or int8, got {chosen!r}")
     return chosen
 

@@ -235,8 +235,13 @@ def test_an_faq_written_for_another_day_does_not_answer_though_its_question_read
     assert not saturday.answered, (saturday.outcome, saturday.confidence, saturday.text)
     sunday = bot.ask("Are you open on Sundays?")
     assert sunday.answered and sunday.text == "No, the office is closed on Sundays."
-    # A lone candidate is never answered under a threshold the caller set.
-    assert not bot.ask("Are you open on Sundays?", threshold=1.0).answered
+
+
+def test_a_lone_candidate_is_answered_by_default_but_never_under_a_threshold_the_caller_set(bot):
+    answer_at = bot.answerer.settings.answer_at
+    lone = bot.ask("What did the leader write on X?")
+    assert lone.answered and lone.confidence < answer_at  # the premise: answered as the one candidate left
+    assert not bot.ask("What did the leader write on X?", threshold=answer_at).answered  # the same value, set
 
 
 def test_every_answer_has_one_of_three_outcomes_and_serialises_it(bot):
@@ -306,7 +311,7 @@ def test_an_faq_the_reader_accepts_is_answered_beside_a_near_duplicate_it_does_n
 
 
 @pytest.mark.xfail(strict=True, reason="measured miss of the shipped answer model: the reader reads the website pair "
-                   "0.863 and the app pair 0.839, and 'accepts' means a reading at or above answer_at (0.85), so the "
+                   "just above answer_at and the app pair just under it, and 'accepts' means a reading at or above answer_at (0.85), so the "
                    "closeness rule takes the first as told apart from the runner-up and answers it: the bar should be "
                    "the reader's own, which needs the selection run again (docs/quality.md)")
 def test_the_real_reader_accepts_both_lookalikes_so_a_question_between_them_gets_suggestions(lookalike_bot):

@@ -40,7 +40,6 @@ EXPORT_VERSION = 1  # bump when the exported graph or its inputs change
 MAX_ANSWER_TOKENS = 30  # a span longer than this is not an answer (SQuAD's answers are short)
 WINDOWS_PER_TEXT = 2  # a long passage is read in at most this many windows (its beginning)
 BATCH = 8
-PRECISIONS = ("fp32", "int8")
 
 
 @dataclass(frozen=True)
@@ -134,9 +133,9 @@ class Comprehension:
 
     def __init__(self, weights_dir: Path | None = None, cache_dir: Path | None = None, threads: int = 1,
                  base_dir: Path | None = None, precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"reader precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.precision = precision
+        from ..settings import reader_precision
+
+        self.precision = reader_precision(precision)
         self.weights_dir = Path(weights_dir or WEIGHTS_DIR)
         self._cache_dir = cache_dir
         self.threads = threads
@@ -196,24 +195,24 @@ class Comprehension:
         """An ONNX Runtime session on the cached export, after it reproduced torch's logits on the probe pair
         (int8: after the quantised file reproduced the logits it gave when it was made)."""
         record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+        if self.precision == "int8" and (folder / "int8.json").exists():
+            try:
+                return self._open_int8(folder, windower, record["probe"])
+            except Exception as exc:  # a damaged int8 file: made again below from the checked export
+                log.warning("the cached int8 reader in %s is damaged (%s); quantising it again", folder,
+                            str(exc)[:200] or type(exc).__name__)
+                for name in ("int8.json", "model.int8.onnx"):
+                    (folder / name).unlink(missing_ok=True)
         session = self._session_on(folder / "model.onnx")
         got = self._probe(session, windower, record["probe"])
         if not np.allclose(got, record["probe_logits"], atol=1e-3):
             raise ValueError(f"its logits {got} differ from torch's {record['probe_logits']}")
         if self.precision == "fp32":
             return session
-        try:
-            return self._open_int8(folder, windower, record["probe"])
-        except Exception as exc:  # a damaged int8 file: quantise again, once (the fp32 export is sound)
-            log.warning("the cached int8 reader in %s is damaged (%s); quantising it again", folder,
-                        str(exc)[:200] or type(exc).__name__)
-            for name in ("int8.json", "model.int8.onnx"):
-                (folder / name).unlink(missing_ok=True)
-            return self._open_int8(folder, windower, record["probe"])
+        self._quantise(folder, windower, record["probe"])  # from the export just checked
+        return self._open_int8(folder, windower, record["probe"])
 
     def _open_int8(self, folder: Path, windower: Windower, probe: list[str]):
-        if not (folder / "int8.json").exists():
-            self._quantise(folder, windower, probe)
         made = json.loads((folder / "int8.json").read_text(encoding="utf-8"))["probe_logits"]
         session = self._session_on(folder / "model.int8.onnx")
         got = self._probe(session, windower, probe)
