@@ -96,17 +96,31 @@ BEFORE = AnswerModel(checks=("unseen_focus", "kind_missing"), failed_check=0.7, 
                      suggest_at=0.3, closeness=0.05, lone="suggest")
 
 
-def collect(name: str, embedder: Embedder, cache: Path) -> dict:
-    """Features and labels of the best candidates of every question of one set (cached as .npz)."""
-    reader = Bot(cache / "none").answerer.reader  # the reader Bot would use ($QA_READER or the shipped weights)
+def source_digest() -> str:
+    """The SHA-256 of the package's code: indexing, retrieval, the features and the reader all shape what
+    `collect` caches, so a change to any of them collects again instead of reusing stale features."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "qa").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(cache: Path) -> str:
+    """What the cached indexes and features depend on: the features, the reader's weights, the code."""
     from qa.comprehension import verify_weights
 
-    key = hashlib.sha256(json.dumps([FEATURES, COLLECTED, verify_weights(reader.weights_dir)["files"]]).encode()).hexdigest()[:12]
+    reader = Bot(cache / "none").answerer.reader  # the reader Bot would use ($QA_READER or the shipped weights)
+    return hashlib.sha256(json.dumps([FEATURES, COLLECTED, verify_weights(reader.weights_dir)["files"],
+                                      source_digest()]).encode()).hexdigest()[:12]
+
+
+def collect(name: str, embedder: Embedder, cache: Path, key: str) -> dict:
+    """Features and labels of the best candidates of every question of one set (cached as .npz under `key`)."""
     target = cache / f"{name}-{key}.npz"
     if target.exists():
         data = np.load(target, allow_pickle=False)
         return {k: data[k] for k in data.files}
-    index = cache / name / "index"
+    index = cache / name / key / "index"
     if name == "bundled":
         kind = "article"
         if not (index / "manifest.json").exists():
@@ -117,8 +131,8 @@ def collect(name: str, embedder: Embedder, cache: Path) -> dict:
         folder = EVAL / name
         kind = set_kind(folder)
         if not (index / "manifest.json").exists():
-            write_corpus(folder, cache / name / "corpus")
-            Bot.build([cache / name / "corpus"], index, embedder=embedder)
+            write_corpus(folder, cache / name / key / "corpus")
+            Bot.build([cache / name / key / "corpus"], index, embedder=embedder)
         bot = Bot(index, embedder=embedder).warm_up()
         questions = load_questions(folder, bot, kind)
     others = [t for other in SETS if FAMILY[other] != FAMILY[name] for t in question_pool(other)]
@@ -298,12 +312,12 @@ def evaluate(model: AnswerModel, data: dict) -> dict:
     return outcomes(data, probabilities(data, model), model)
 
 
-def before(name: str, embedder: Embedder, cache: Path) -> dict:
+def before(name: str, embedder: Embedder, cache: Path, key: str) -> dict:
     """The main before the reader through the real `Bot.ask`: its answer model (`BEFORE`), no reader."""
     from qa.answering import Answerer, AnswerSettings
     from qa.evaluation import outcome_metrics
 
-    bot = Bot(cache / name / "index", embedder=embedder).warm_up()
+    bot = Bot(cache / name / key / "index", embedder=embedder).warm_up()
     bot.answerer = Answerer(AnswerSettings(model=BEFORE), reader=None)
     kind = "article" if name == "bundled" else set_kind(EVAL / name)
     questions = bundled_questions(bot) if name == "bundled" else load_questions(EVAL / name, bot, kind)
@@ -335,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-bar is for looking, not for shipping: it cannot be used with --write")
     args.cache.mkdir(parents=True, exist_ok=True)
     embedder = Embedder()
-    data = {name: collect(name, embedder, args.cache) for name in SETS}
+    key = cache_key(args.cache)
+    data = {name: collect(name, embedder, args.cache, key) for name in SETS}
     if args.ceiling:
         for name, d in data.items():
             if d["article"]:
@@ -351,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         model = choose({n: d for n, d in data.items() if n not in held}, bar=not args.no_bar)
         for name in held:
             rows[name] = {"held_out": evaluate(model, data[name]), "held_out_choice": model.to_dict(),
-                          "shipped": evaluate(shipped, data[name]), "before": before(name, embedder, args.cache)}
+                          "shipped": evaluate(shipped, data[name]), "before": before(name, embedder, args.cache, key)}
     print(json.dumps({"shipped": shipped.to_dict()}, indent=1))
     columns = ("recall@1", "answered_right", "answered_wrong", "suggested_right", "answer_hit", "abstained_out_of_scope",
                "balanced_accuracy")
