@@ -105,12 +105,13 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def cache_key(cache: Path) -> str:
+def cache_key() -> str:
     """What the cached indexes and features depend on: the features, the reader's weights, the code."""
-    from qa.comprehension import verify_weights
+    from qa.comprehension import WEIGHTS_DIR, verify_weights
+    from qa.settings import reader_dir
 
-    reader = Bot(cache / "none").answerer.reader  # the reader Bot would use ($QA_READER or the shipped weights)
-    return hashlib.sha256(json.dumps([FEATURES, COLLECTED, verify_weights(reader.weights_dir)["files"],
+    weights = reader_dir() or WEIGHTS_DIR  # the reader Bot would use ($QA_READER or the shipped weights)
+    return hashlib.sha256(json.dumps([FEATURES, COLLECTED, verify_weights(weights)["files"],
                                       source_digest()]).encode()).hexdigest()[:12]
 
 
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-bar is for looking, not for shipping: it cannot be used with --write")
     args.cache.mkdir(parents=True, exist_ok=True)
     embedder = Embedder()
-    key = cache_key(args.cache)
+    key = cache_key()
     data = {name: collect(name, embedder, args.cache, key) for name in SETS}
     if args.ceiling:
         for name, d in data.items():
