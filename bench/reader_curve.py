@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.reader_curve            # after `make train` (which saves the ¼ and ½ checkpoints)
 
-`make train` trains one pass over the training pairs and saves the weights after a quarter and a half of
-the pass beside the shipped ones (qa/comprehension/model-0.25, model-0.5). Each is scored here with
+`make train` trains the recipe (two passes over the training pairs) and saves the weights after a quarter and a half of
+the run beside the shipped ones (qa/comprehension/model-0.25, model-0.5). Each is scored here with
 `qa.evaluation.reading_scores` (SQuAD 2.0 exact match and F1, every question read against its gold
 paragraph) on squad2_test and xquad_en_test, which share no article with the training data. The ¼ and ½
 points are checkpoints of the same run, not separate runs on a quarter and a half of the data: their

