@@ -106,6 +106,11 @@ def _bare_words(text: str) -> frozenset[str]:
     return frozenset(_bare(w) for w in words(text))
 
 
+def missing_details(question: str, text: str) -> frozenset[str]:
+    """The names and numbers `question` states (`details`) that `text` nowhere holds."""
+    return details(question) - _bare_words(text)
+
+
 def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> bool:
     """Whether a topic word of the question (not a framing word like "name" or "kind") is in no document.
 
@@ -172,7 +177,7 @@ def candidate_features(
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
         kind_differs=1.0 if is_faq and question_kind(question) not in _kinds(asked_text) else 0.0,
-        details_missing=1.0 if details(question) - _bare_words(f"{asked_text}\n{passage_text}\n{context}") else 0.0,
+        details_missing=1.0 if missing_details(question, f"{asked_text}\n{passage_text}\n{context}") else 0.0,
         score=score,
         read=read,
     )
