@@ -196,3 +196,32 @@ def test_a_swapped_question_names_what_its_paragraph_does_not_hold():
     years = {swapped_question("What did the mayor open in 1905?", own, article, random.Random(seed)) for seed in range(20)}
     assert years == {"What did the mayor open in 1911?"}  # "19" is not written like a year
     assert swapped_question("What did the mayor open?", own, article, random.Random(0)) is None  # nothing to swap
+
+
+def test_fp32_runs_the_fused_export_which_reads_like_the_plain_one(reader):
+    """The export keeps ONNX Runtime's fusion of its graph only when it gives torch's logits too; fp32 sessions
+    run it (bench.reader_latency measures the time it saves). It must read every pair as the plain graph does."""
+    from qa.comprehension.export import FUSED
+
+    record = json.loads((reader.folder / "export.json").read_text(encoding="utf-8"))
+    assert record["fused"] and (reader.folder / FUSED).exists()
+    assert reader._session._model_path.endswith(FUSED)
+    plain = Comprehension(cache_dir=reader.folder.parent.parent, precision="fp32")
+    plain.warm_up()
+    plain._session = plain._session_on(reader.folder / "model.onnx")
+    question = "Who did Díaz-Canel meet in St. Petersburg?"
+    for fused_reading, plain_reading in zip(reader.read(question, [GOVERNOR, OTHER]), plain.read(question, [GOVERNOR, OTHER])):
+        assert (fused_reading.start, fused_reading.end) == (plain_reading.start, plain_reading.end)
+        assert fused_reading.answerable == pytest.approx(plain_reading.answerable, abs=1e-4)
+
+
+def test_a_damaged_fused_export_is_exported_again(int8_cache, caplog):
+    from qa.comprehension.export import FUSED
+
+    first = Comprehension(cache_dir=int8_cache)
+    first.warm_up()
+    (first.folder / FUSED).write_bytes(b"not a model")
+    again = Comprehension(cache_dir=int8_cache).warm_up()
+    assert "exporting it again" in caplog.text
+    reading = again.read("Who did Díaz-Canel meet in St. Petersburg?", [GOVERNOR])[0]
+    assert GOVERNOR[reading.start:reading.end] == "Alexander Beglov"

@@ -7,7 +7,9 @@ low-rank adapters and two heads over the installed all-MiniLM-L6-v2; the first
 `warm_up()` on a machine checks their SHA-256 against `model/reader.json`,
 merges them onto the base model, exports the result to ONNX in the cache
 (``<cache>/reader/<key>/``), checks it against torch, and from then on runs it
-with ONNX Runtime only (no torch on the `ask()` path). With precision "int8"
+with ONNX Runtime only (no torch on the `ask()` path): its fused graph
+(``model.fused.onnx``, attention and layer norms as single kernels) when that
+reproduces torch's logits as closely as the plain export must. With precision "int8"
 the export is also quantised (ONNX Runtime's dynamic int8, weights only:
 faster on a CPU) into ``model.int8.onnx`` beside it, once;
 `python -m bench.reader_int8` measures how many of the bot's decisions it keeps.
@@ -30,13 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReaderError
+from .export import FUSED
 from .windows import Window, Windower, batch_arrays, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).with_name("model")
 CARD_FILE = "reader.json"
-EXPORT_VERSION = 1  # bump when the exported graph or its inputs change
+EXPORT_VERSION = 2  # bump when the exported graph or its inputs change
 MAX_ANSWER_TOKENS = 30  # a span longer than this is not an answer (SQuAD's answers are short)
 WINDOWS_PER_TEXT = 2  # a long passage is read in at most this many windows (its beginning)
 BATCH = 8
@@ -203,7 +206,9 @@ class Comprehension:
                             str(exc)[:200] or type(exc).__name__)
                 for name in ("int8.json", "model.int8.onnx"):
                     (folder / name).unlink(missing_ok=True)
-        session = self._session_on(folder / "model.onnx")
+        # fp32 runs the fused graph when the export kept one; int8 is quantised from the plain one (as measured)
+        fused = self.precision == "fp32" and record.get("fused", False)
+        session = self._session_on(folder / (FUSED if fused else "model.onnx"))
         got = self._probe(session, windower, record["probe"])
         if not np.allclose(got, record["probe_logits"], atol=1e-3):
             raise ValueError(f"its logits {got} differ from torch's {record['probe_logits']}")

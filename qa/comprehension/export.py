@@ -15,6 +15,7 @@ import numpy as np
 from .windows import Windower, batch_arrays, load_tokenizer
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "context_mask")
+FUSED = "model.fused.onnx"  # ONNX Runtime's fusion of model.onnx, which fp32 sessions run when it was kept
 # An export whose logits differ from torch's by more than this on the check pairs is refused.
 MAX_LOGIT_DIFF = 1e-3
 CHECK_PAIRS = (
@@ -76,6 +77,36 @@ def export_reader(base_dir: Path, weights_dir: Path, target: Path) -> dict:
         raise ExportFailed(f"the ONNX reader differs from torch by {worst:.2g} (limit {MAX_LOGIT_DIFF})")
     # torch's logits for the first check pair, kept so that each later load can tell a damaged cache file
     record = {"max_logit_diff": worst, "max_tokens": windower.max_tokens, "probe": CHECK_PAIRS[0],
-              "probe_logits": [float(expected[0][0]), float(expected[1][0].max()), float(expected[2][0].max())]}
+              "probe_logits": [float(expected[0][0]), float(expected[1][0].max()), float(expected[2][0].max())],
+              "fused": _fuse(target, arrays, expected)}
     (target / "export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def _fuse(target: Path, arrays: dict[str, np.ndarray], expected: list[np.ndarray]) -> bool:
+    """Write target/`FUSED` (attention, skip-layer-norm and bias-GELU as single kernels) when it reproduces
+    torch's logits on the check pairs as closely as the plain export must; otherwise the plain export serves.
+
+    Returns:
+        Whether the fused graph was kept.
+    """
+    import logging
+
+    import onnxruntime as ort
+
+    from ..onnx_export import fuse_graph
+
+    fused = target / FUSED
+    try:
+        fuse_graph(target / "model.onnx", fused)
+        got = ort.InferenceSession(str(fused), providers=["CPUExecutionProvider"]).run(
+            None, {name: arrays[name] for name in INPUTS})
+        worst = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+        if worst <= MAX_LOGIT_DIFF:
+            return True
+        logging.getLogger(__name__).info("the fused reader differs from torch by %.2g; keeping the plain export", worst)
+    except Exception as exc:  # an optional speed-up: any failure keeps the plain graph
+        logging.getLogger(__name__).info("ONNX Runtime fusions not applied to the reader (%s: %s)",
+                                         type(exc).__name__, str(exc)[:200])
+    fused.unlink(missing_ok=True)
+    return False
