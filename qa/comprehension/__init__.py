@@ -129,16 +129,19 @@ class Comprehension:
         threads: ONNX Runtime intra-op threads.
         base_dir: the base model folder (default: the installed all-MiniLM-L6-v2).
         precision: "fp32" (the export as trained) or "int8" (quantised from it, once).
+        fused: run fp32 on the export's fused graph when it kept one (the default; False: the plain graph, to
+            compare the two).
 
     Raises:
         ValueError: an unknown precision.
     """
 
     def __init__(self, weights_dir: Path | None = None, cache_dir: Path | None = None, threads: int = 1,
-                 base_dir: Path | None = None, precision: str = "fp32"):
+                 base_dir: Path | None = None, precision: str = "fp32", fused: bool = True):
         from ..settings import reader_precision
 
         self.precision = reader_precision(precision)
+        self.fused = fused
         self.weights_dir = Path(weights_dir or WEIGHTS_DIR)
         self._cache_dir = cache_dir
         self.threads = threads
@@ -207,7 +210,7 @@ class Comprehension:
                 for name in ("int8.json", "model.int8.onnx"):
                     (folder / name).unlink(missing_ok=True)
         # fp32 runs the fused graph when the export kept one; int8 is quantised from the plain one (as measured)
-        fused = self.precision == "fp32" and record.get("fused", False)
+        fused = self.fused and self.precision == "fp32" and record.get("fused", False)
         session = self._session_on(folder / (FUSED if fused else "model.onnx"))
         got = self._probe(session, windower, record["probe"])
         if not np.allclose(got, record["probe_logits"], atol=1e-3):
