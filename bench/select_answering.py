@@ -281,13 +281,13 @@ MAX_WRONG = 0.05  # answered wrong, of the answerable questions
 MIN_OUT_OF_SCOPE = 0.95  # abstained, of the out-of-scope questions
 
 
-def choose(sets: dict[str, dict], bar: bool = True) -> AnswerModel:
+def choose(sets: dict[str, dict], bar: bool = True, faq_matches: tuple[float, ...] = FAQ_MATCH) -> AnswerModel:
     """The blend, checks, thresholds and rules that maximise the mean utility over `sets`, among those with
     at most MAX_WRONG wrong answers and at least MIN_OUT_OF_SCOPE abstentions out of scope on every set
-    (among all of them when `bar` is false)."""
+    (among all of them when `bar` is false), with `faq_match` one of `faq_matches`."""
     best = None
     for checks, factor, faq_match, read_paragraph, read_faq in itertools.product(
-            CHECK_SETS, FAILED_CHECK, FAQ_MATCH, READ_PARAGRAPH, READ_FAQ):
+            CHECK_SETS, FAILED_CHECK, faq_matches, READ_PARAGRAPH, READ_FAQ):
         if not checks and factor != FAILED_CHECK[0]:
             continue  # without checks the factor does not matter
         base = AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match, read_paragraph=read_paragraph,
@@ -345,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                              "its first retrieved passage: the most any answer threshold can reach")
     parser.add_argument("--no-bar", action="store_true",
                         help="choose by the mean utility alone, without the MAX_WRONG / MIN_OUT_OF_SCOPE bar (to see what it prevents)")
+    parser.add_argument("--faq-match", type=lambda v: tuple(float(x) for x in v.split(",")), default=FAQ_MATCH,
+                        help="the faq_match values to choose among, e.g. 0.7,0.8,0.85,0.9 (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.write and args.no_bar:
         parser.error("--no-bar is for looking, not for shipping: it cannot be used with --write")
@@ -360,11 +362,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: the first passage is right and its quote holds the answer for {int(right.sum())} of "
                       f"{right.size} answerable questions ({right.mean():.3f})")
         return 0
-    shipped = choose(data, bar=not args.no_bar)
+    shipped = choose(data, bar=not args.no_bar, faq_matches=args.faq_match)
     rows = {}
     for family in sorted(set(FAMILY.values())):
         held = [n for n in SETS if FAMILY[n] == family]
-        model = choose({n: d for n, d in data.items() if n not in held}, bar=not args.no_bar)
+        model = choose({n: d for n, d in data.items() if n not in held}, bar=not args.no_bar,
+                       faq_matches=args.faq_match)
         for name in held:
             rows[name] = {"held_out": evaluate(model, data[name]), "held_out_choice": model.to_dict(),
                           "shipped": evaluate(shipped, data[name]), "before": before(name, embedder, args.cache, key)}
@@ -380,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"shipped": shipped.to_dict(), "sets": rows}, indent=1) + "\n", encoding="utf-8")
     if args.write:
-        record = {**shipped.to_dict(), "chosen_by": "python -m bench.select_answering --write",
+        grid = "" if args.faq_match == FAQ_MATCH else " --faq-match " + ",".join(f"{v:g}" for v in args.faq_match)
+        record = {**shipped.to_dict(), "chosen_by": "python -m bench.select_answering --write" + grid,
                   "sets": SETS, "chosen_at": time.strftime("%Y-%m-%d")}
         MODEL_FILE.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {MODEL_FILE}")
