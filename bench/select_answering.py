@@ -380,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, key in (("main before the reader", "before"), ("chosen without this set", "held_out"), ("shipped default", "shipped")):
             r = rows[name][key]
             print(f"| {name} | {label} | " + " | ".join(f"{r[c]:.3f}" if c in r else "—" for c in columns) + " |")
+    print(f"mean utility over the sets (the objective): {np.mean([rows[n]['shipped']['utility'] for n in SETS]):.4f}")
     if args.json:
         args.json.write_text(json.dumps({"shipped": shipped.to_dict(), "sets": rows}, indent=1) + "\n", encoding="utf-8")
     if args.write:
