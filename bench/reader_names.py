@@ -15,11 +15,11 @@ older commit (`git worktree add /tmp/before c15274c`) and pass its `qa/comprehen
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from qa.comprehension import Comprehension
 from qa.answerability import missing_details
+from qa.comprehension import Comprehension
+from qa.evaluation import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"
@@ -29,19 +29,13 @@ ACCEPTS = 0.5  # the reader's own bar, as in qa.evaluation.reading_scores
 
 def answerable_questions(folder: Path) -> list[tuple[str, str, bool]]:
     """(question, gold paragraph, whether the question names something the paragraph lacks)."""
-    docs = {}
-    with (folder / "docs.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            doc = json.loads(line)
-            docs[doc["doc_id"]] = doc
+    docs = {d["doc_id"]: d["paragraphs"] for d in read_jsonl(folder / "docs.jsonl")}
     rows = []
-    with (folder / "questions.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            q = json.loads(line)
-            if q.get("unanswerable") or q.get("paragraph_index") is None:
-                continue
-            paragraph = docs[q["doc_id"]]["paragraphs"][q["paragraph_index"]]
-            rows.append((q["question"], paragraph, bool(missing_details(q["question"], paragraph))))
+    for q in read_jsonl(folder / "questions.jsonl"):
+        if q.get("unanswerable") or q.get("paragraph_index") is None:
+            continue
+        paragraph = docs[q["doc_id"]][q["paragraph_index"]]
+        rows.append((q["question"], paragraph, bool(missing_details(q["question"], paragraph))))
     return rows
 
 

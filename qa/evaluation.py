@@ -60,7 +60,7 @@ class EvalSet:
     questions: list[Question]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
@@ -83,12 +83,12 @@ def write_corpus(folder: Path, out: Path) -> str:
     kind = set_kind(folder)
     out.mkdir(parents=True, exist_ok=True)
     if kind == "article":
-        for doc in _read_jsonl(folder / "docs.jsonl"):
+        for doc in read_jsonl(folder / "docs.jsonl"):
             paragraphs = [" ".join(p.split()) for p in doc["paragraphs"]]
             (out / f"{doc['doc_id']}.md").write_text(f"# {doc['title']}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
     else:
         with open(out / "faqs.jsonl", "w", encoding="utf-8") as fh:
-            for faq in _read_jsonl(folder / "faqs.jsonl"):
+            for faq in read_jsonl(folder / "faqs.jsonl"):
                 fh.write(json.dumps({"id": faq["faq_id"], "question": faq["question"], "answer": faq["answer"]}, ensure_ascii=False) + "\n")
     return kind
 
@@ -99,7 +99,7 @@ def load_questions(folder: Path, bot: Bot, kind: str) -> list[Question]:
     if kind == "article":
         by_place = {(Path(p.path).stem, p.position): p.id for p in passages if p.kind == "paragraph"}
         questions = []
-        for q in _read_jsonl(folder / "questions.jsonl"):
+        for q in read_jsonl(folder / "questions.jsonl"):
             if q.get("unanswerable"):
                 questions.append(Question(q["question"], set(), [], unanswerable=True))
                 continue
@@ -109,14 +109,14 @@ def load_questions(folder: Path, bot: Bot, kind: str) -> list[Question]:
             questions.append(Question(q["question"], {pid}, list(q["answers"])))
         return questions
     ids = {p.id.split(":", 1)[1]: p.id for p in passages}
-    return [Question(q["query"], {ids[f] for f in q["faq_ids"] if f in ids}) for q in _read_jsonl(folder / "queries.jsonl")]
+    return [Question(q["query"], {ids[f] for f in q["faq_ids"] if f in ids}) for q in read_jsonl(folder / "queries.jsonl")]
 
 
 def document_keys(folder: Path) -> set[str]:
     """What a set's documents are: its article titles, or its FAQ questions (folded)."""
     if set_kind(folder) == "article":
-        return {fold(d["title"]).strip() for d in _read_jsonl(folder / "docs.jsonl")}
-    return {fold(f["question"]).strip() for f in _read_jsonl(folder / "faqs.jsonl")}
+        return {fold(d["title"]).strip() for d in read_jsonl(folder / "docs.jsonl")}
+    return {fold(f["question"]).strip() for f in read_jsonl(folder / "faqs.jsonl")}
 
 
 def out_of_scope_pool(folder: Path, folders: list[Path]) -> list[str]:
@@ -130,7 +130,7 @@ def question_texts(folder: Path) -> list[str]:
     """Every question of a set, for use as another set's out-of-scope questions."""
     kind = set_kind(folder)
     name, key = ("questions.jsonl", "question") if kind == "article" else ("queries.jsonl", "query")
-    return [q[key] for q in _read_jsonl(folder / name)]
+    return [q[key] for q in read_jsonl(folder / name)]
 
 
 def auc(positives: list[float], negatives: list[float]) -> float | None:
@@ -221,8 +221,8 @@ def reading_scores(folder: Path, reader, threshold: float = 0.5) -> dict:
         as if it always answered, and answerability_auc, how well its probability ranks the answerable
         questions above the unanswerable ones.
     """
-    docs = {d["doc_id"]: d["paragraphs"] for d in _read_jsonl(folder / "docs.jsonl")}
-    questions = _read_jsonl(folder / "questions.jsonl")
+    docs = {d["doc_id"]: d["paragraphs"] for d in read_jsonl(folder / "docs.jsonl")}
+    questions = read_jsonl(folder / "questions.jsonl")
     pairs = []
     for q in questions:
         paragraphs = docs[q["doc_id"]]

@@ -66,13 +66,9 @@ def export_reader(base_dir: Path, weights_dir: Path, target: Path) -> dict:
             )
     except Exception as exc:  # the exporter raises many kinds
         raise ExportFailed(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(target / "model.onnx"), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected = [t.numpy() for t in network(*example)]
-    got = session.run(None, {name: arrays[name] for name in INPUTS})
-    worst = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+    worst = _worst_logit_diff(target / "model.onnx", arrays, expected)
     if not worst <= MAX_LOGIT_DIFF:
         raise ExportFailed(f"the ONNX reader differs from torch by {worst:.2g} (limit {MAX_LOGIT_DIFF})")
     # torch's logits for the first check pair, kept so that each later load can tell a damaged cache file
@@ -92,16 +88,12 @@ def _fuse(target: Path, arrays: dict[str, np.ndarray], expected: list[np.ndarray
     """
     import logging
 
-    import onnxruntime as ort
-
     from ..onnx_export import fuse_graph
 
     fused = target / FUSED
     try:
         fuse_graph(target / "model.onnx", fused)
-        got = ort.InferenceSession(str(fused), providers=["CPUExecutionProvider"]).run(
-            None, {name: arrays[name] for name in INPUTS})
-        worst = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+        worst = _worst_logit_diff(fused, arrays, expected)
         if worst <= MAX_LOGIT_DIFF:
             return True
         logging.getLogger(__name__).info("the fused reader differs from torch by %.2g; keeping the plain export", worst)
@@ -110,3 +102,12 @@ def _fuse(target: Path, arrays: dict[str, np.ndarray], expected: list[np.ndarray
                                          type(exc).__name__, str(exc)[:200])
     fused.unlink(missing_ok=True)
     return False
+
+
+def _worst_logit_diff(path: Path, arrays: dict[str, np.ndarray], expected: list[np.ndarray]) -> float:
+    """The largest difference between the logits of the ONNX graph at `path` on `arrays` and torch's `expected`."""
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {name: arrays[name] for name in INPUTS})
+    return max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
