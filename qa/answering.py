@@ -243,9 +243,43 @@ class Answerer:
         return scored
 
     def confidence(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> float:
-        """The confidence of the answer `results` would give `question` (0 when there is none; `read_as`: `score`)."""
-        scored = self.score(question, results, read_as)
-        return scored[self.answering_candidate(scored)].probability if scored else 0.0
+        """The confidence of the answer `results` would give `question` (0 when there is none; `read_as`: `score`).
+
+        Reads the first candidate only, unless the answering one may be another (`_others_may_answer`).
+        """
+        if not results:
+            return 0.0
+        scored = self.score(question, results[:1], read_as)
+        if self._others_may_answer(scored[0]):
+            scored += self.score(question, results[1 : self.settings.candidates], read_as)
+        return scored[self.answering_candidate(scored)].probability
+
+    def _others_may_answer(self, first: Scored) -> bool:
+        """Whether a candidate after the first may be the answering one (`answering_candidate`)."""
+        model = self.settings.model
+        return model.rerank or (model.pass_over > 0 and not model.can_answer(first.features))
+
+    def _first_decides(self, first: Scored, results: list[tuple[Hit, Evidence]], threshold: float | None) -> bool:
+        """Whether `_decide` reaches the same outcome from the first candidate alone as from all of `results`.
+
+        It does when the first candidate answers or the bot abstains on the first's confidence alone: it is
+        below the suggestion threshold (abstain), or it answers and no rival of another meaning is within
+        `closeness` in retrieval's score (the rival's reading would only matter to the closeness rule).
+        A "did you mean…?" needs every candidate's confidence, and so does a rerank or a pass-over. The
+        reader is most of ask()'s cost, so most questions read a third of what they did (docs/reader.md, latency).
+        """
+        if self._others_may_answer(first):
+            return False
+        model = self.settings.model
+        answer_at = self.settings.answer_at if threshold is None else threshold
+        confidence = first.probability
+        if not confidence >= min(model.suggest_at, answer_at):
+            return True  # abstains (a NaN too, as `_decide` does)
+        if not (confidence >= answer_at and model.can_answer(first.features)):
+            return False  # offers suggestions
+        said = says(first.passage)
+        runner_up = next((hit for hit, _ in results[1 : self.settings.candidates] if says(hit.passage) != said), None)
+        return model.closeness <= 0 or runner_up is None or runner_up.score < first.hit.score - model.closeness
 
     def answering_candidate(self, scored: list[Scored]) -> int:
         """Which candidate may answer.
@@ -305,8 +339,10 @@ class Answerer:
         if not results:
             decided = Answer(question, NOT_COVERED, False, 0.0, (), ())
             scored, hits = [], ()
-        else:
-            scored = self.score(question, results, read_as)
+        else:  # the first candidate first: the others are read only when the outcome needs them
+            scored = self.score(question, results[:1], read_as)
+            if not self._first_decides(scored[0], results, threshold):
+                scored += self.score(question, results[1 : self.settings.candidates], read_as)
             hits = tuple(hit for hit, _ in results)
             decided = self._decide(question, scored, hits, threshold)
         if choose is None:

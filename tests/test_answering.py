@@ -440,3 +440,47 @@ def test_the_selection_simulates_the_same_question_rule_as_the_answerer_applies_
             "group": np.array([[0, 1], [0, 0]], np.int8)}
     result = outcomes(data, probabilities(data, model), model)
     assert result["answered_right"] == 0.5 and result["suggested_right"] == 0.5
+
+
+class CountingReader:
+    """The real reader, counting the texts it is given to read."""
+
+    def __init__(self, reader):
+        self.reader, self.texts = reader, 0
+
+    def warm_up(self) -> "CountingReader":
+        self.reader.warm_up()
+        return self
+
+    def read(self, question: str, texts: list[str]) -> list:
+        self.texts += len(texts)
+        return self.reader.read(question, texts)
+
+
+def test_answers_and_abstentions_read_only_the_first_candidate_and_decide_as_reading_them_all(bot):
+    """ask() reads the other candidates only for a "did you mean…?" (or a close rival), not when the first is
+    answered or too unlikely to suggest: the outcome, quote, confidence and suggestions are those of reading every
+    candidate, question by question."""
+    from qa.answering import Answerer
+
+    counting = CountingReader(bot.answerer.reader)
+    answerer = Answerer(bot.answerer.settings, reader=counting)
+    read: dict[str, list[int]] = {"answered": [], "suggested": [], "abstained": [], "unlikely": []}
+    off_topic = ["How do I bake sourdough bread?", "What is the boiling point of water at sea level?",
+                 "Which team won the 1998 football World Cup?"]
+    for question in [row["question"] for row in REGRESSION] + off_topic:
+        results = bot.retriever.search(question, bot.embedder.encode([question])[0], bot.k)
+        before = counting.texts
+        lazy = answerer.answer(question, results)
+        unlikely = lazy.confidence < answerer.settings.model.suggest_at
+        read["unlikely" if unlikely else lazy.outcome].append(counting.texts - before)
+        full = answerer._decide(question, answerer.score(question, results), tuple(h for h, _ in results), None)
+        assert (lazy.outcome, lazy.text, lazy.citations, lazy.suggestions) == (
+            full.outcome, full.text, full.citations, full.suggestions), question
+        assert lazy.confidence == pytest.approx(full.confidence, abs=1e-6), question
+        assert answerer.confidence(question, results) == pytest.approx(full.confidence, abs=1e-6), question
+    assert read["answered"] and read["suggested"]  # the set exercises both paths
+    assert set(read["suggested"]) == {answerer.settings.candidates}
+    assert read["answered"].count(1) > len(read["answered"]) / 2  # a close rival is read too, but seldom
+    assert read["unlikely"] and set(read["unlikely"]) == {1}
+    assert set(read["abstained"]) <= {answerer.settings.candidates}  # a lone suggestion, not answered
