@@ -8,7 +8,8 @@ and is cut when the quote fails a check a careful reader would make:
 - **words the documents never use**: a question about a "daughter" or a "bank"
   that no document mentions is not answered by any of them (words that only
   frame a question, like "name" or "kind", do not count; a misspelt word of
-  the passage is not unseen);
+  the passage is not unseen, nor a word English does not know one or two
+  typing slips from a word of the documents: "directoy" is "directory");
 - **the kind of thing asked for**: a *when* question wants a date or a year in
   the quote, *how many* a number, *who* a name, *where* a place after "in",
   "at"..., each one the question does not already hold; the question's first

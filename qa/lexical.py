@@ -57,19 +57,35 @@ def analyze(text: str) -> list[str]:
     return [t for w in _WORD.findall(fold(text)) if w not in stop and (len(w) > 1 or w.isdigit()) for t in _terms(w)]
 
 
-def unseen(text: str, known) -> frozenset[str]:
+def unseen(text: str, known, vocabulary: list[str] | None = None) -> frozenset[str]:
     """The terms of `text`'s words that `known` has none of: a word is unseen only when neither its stem nor its
     lemma's is known. simplemma reads the question's "lay" as "lie", a form the documents' "laid" (lemma "lay")
-    never yields; the word "lay" itself is in them."""
+    never yields; the word "lay" itself is in them.
+
+    Nor is a typing slip unseen: a word English does not know ("directoy", "colaborator", "downlading") that is
+    one or two slips (`misspelt`) from a term of `vocabulary` (default: `known`'s) is that term, misspelt. An
+    English word is a word of its own however close it is to another ("indentation" is not "intention"), and a
+    number is never a slip ("2025" is not "2024").
+    """
     stop = _stopwords()
     out = set()
     for w in _WORD.findall(fold(text)):
         if w in stop or not (len(w) > 1 or w.isdigit()):
             continue
         terms = _terms(w)
-        if not any(t in known for t in terms):
-            out.update(terms)
+        if any(t in known for t in terms) or _slip(w, terms[0], known if vocabulary is None else vocabulary):
+            continue
+        out.update(terms)
     return frozenset(out)
+
+
+def _slip(word: str, term: str, vocabulary) -> bool:
+    """Whether `word` (its stem `term`) is no English word and no number but a slip of one of `vocabulary`."""
+    if any(c.isdigit() for c in word) or not allowed_edits(term):
+        return False
+    import simplemma
+
+    return not simplemma.is_known(word, lang="en") and misspelt(term, vocabulary)
 
 
 def term_weights(terms: list[str], idf: dict[str, float], unseen_idf: float) -> dict[str, float]:
@@ -97,7 +113,8 @@ def misspelt(term: str, terms) -> bool:
     from rapidfuzz import process
     from rapidfuzz.distance import OSA
 
-    return process.extractOne(term, list(terms), scorer=OSA.distance, score_cutoff=edits) is not None
+    choices = terms if isinstance(terms, (list, tuple)) else list(terms)
+    return process.extractOne(term, choices, scorer=OSA.distance, score_cutoff=edits) is not None
 
 
 def coverage(weights: dict[str, float], text_terms: set[str] | frozenset[str]) -> float:

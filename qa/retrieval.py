@@ -125,6 +125,7 @@ class Retriever:
         self.idf = index.lexical.idf()
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         self.unseen_idf = unseen_idf(len(index.passages))
+        self._vocabulary: list[str] | None = None
         self._ledes: dict[str, str] | None = None  # a document's first paragraph, by path (`context`)
 
     def context(self, row: int) -> str:
@@ -144,8 +145,10 @@ class Retriever:
         return term_weights(analyze(question), self.idf, self.unseen_idf)
 
     def unseen_terms(self, question: str) -> frozenset[str]:
-        """The terms of the words of `question` that no passage holds in any form (`lexical.unseen`)."""
-        return unseen(question, self.idf)
+        """The terms of the words of `question` that no passage holds in any form, nor misspells (`lexical.unseen`)."""
+        if self._vocabulary is None:  # listed once: a slip is looked for among every term of the index
+            self._vocabulary = list(self.idf)
+        return unseen(question, self.idf, self._vocabulary)
 
     def nearest_keys(self, qvecs: np.ndarray, n: int) -> np.ndarray:
         """Ids of the keys nearest each question, enough for `n` passages (-1 pads), in one store call for all.

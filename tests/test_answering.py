@@ -145,6 +145,19 @@ def test_a_word_is_unseen_only_when_none_of_its_forms_is_in_the_documents():
     assert unseen("Who designed the monument?", known) == {"design"}
 
 
+def test_a_typing_slip_of_a_document_word_is_not_unseen_but_an_english_word_or_a_number_near_one_is():
+    """A careful reader reads "directoy" as "directory"; "indentation" is a word of its own, though one letter
+    from the documents' "intention", and "20245" is not the documents' "20244"."""
+    from qa.lexical import analyze, unseen
+
+    known = set(analyze("Download a directory or a folder. Keep your intention clear. Ticket 20244 is closed."))
+    assert unseen("How do I download a directoy?", known) == frozenset()  # 2 slips in 8 letters
+    assert unseen("Downlading a folder", known) == frozenset()  # 1 slip in 7 letters ("downlad")
+    assert unseen("How do I keep the indentation?", known) == {"indent"}  # English: not a slip
+    assert unseen("Is ticket 20245 closed?", known) == {"20245"}  # a number is never a slip
+    assert unseen("How do I download a directoy?", known, vocabulary=[]) == {"directoy"}  # nothing to slip from
+
+
 @pytest.mark.parametrize("question, missing", [
     ("Which governor did Díaz-Canel meet in Moscow?", True),  # a swapped place
     ("Which Russian deputy prime minister visited Havana in April 2024?", True),  # a swapped year

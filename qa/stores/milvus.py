@@ -112,7 +112,9 @@ class MilvusStore:
                 self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "", dedicated=True)
             except Exception as exc:  # pymilvus raises its own and OS errors alike
                 reason = " ".join(str(exc).split())[:300]
-                raise QAError(f"cannot open Milvus at {self.uri}: {reason}") from None
+                # chained, not hidden: the message is one line for the user, the cause (a gRPC timeout, a
+                # refused port) stays in the traceback for whoever debugs a connection that failed
+                raise QAError(f"cannot open Milvus at {self.uri}: {reason}") from exc
         return self._client
 
     def current(self) -> str | None:
