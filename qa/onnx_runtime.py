@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 EXPORT_VERSION = 3
 # An export whose vectors are further than this from torch's on any check text is refused.
 EXPORT_MIN_COSINE = 0.9999
+# Every session of ours runs with its idle threads asleep, not spinning. ask() runs two sessions one after the
+# other on the same cores (the query embedder, then the reader), and a session's threads otherwise spin-wait for
+# its next run and hold a core the other needs just then: `python -m bench.reader_latency` measures the
+# difference (docs/reader.md, "Cost at ask()").
+NO_SPINNING = ("session.intra_op.allow_spinning", "0")
 # Which check text's torch vector is kept to test the cached export each time it loads.
 PROBE_TEXT = 3
 # Texts the export is checked on: short and long, punctuation, non-ASCII, one past the 256-token limit.
@@ -109,6 +114,7 @@ class OnnxEncoder:
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 options.log_severity_level = 3
+                options.add_session_config_entry(*NO_SPINNING)
                 self._sessions[threads] = ort.InferenceSession(
                     str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
                 )

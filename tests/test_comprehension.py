@@ -109,6 +109,35 @@ def test_the_reader_reads_a_pair_the_same_alone_and_in_a_batch(reader):
         assert a.answerable == pytest.approx(b.answerable, abs=1e-4)
 
 
+def test_windows_are_batched_by_length_and_read_as_in_one_padded_batch(reader, monkeypatch):
+    """A long passage's short last window is not padded to its first's length; the readings are the same."""
+    import qa.comprehension as comprehension
+
+    long = " ".join([GOVERNOR] * 6)  # two windows, the second shorter
+    pairs = [("Who is the governor?", long), ("When did the warships dock?", "Warships docked in June 2024."),
+             ("Who is the governor of St. Petersburg?", GOVERNOR)]
+    windows = [w for q, text in pairs for w in reader._windower(q, text, limit=2)]
+    lengths = [[len(windows[i].input_ids) for i in batch] for batch in comprehension._batches(windows)]
+    assert len(lengths) > 1 and sorted(n for b in lengths for n in b) == sorted(len(w.input_ids) for w in windows)
+    assert all(max(b) <= comprehension.PADDING * min(b) and len(b) <= comprehension.BATCH for b in lengths)
+    grouped = reader.read_pairs(pairs)
+    monkeypatch.setattr(comprehension, "PADDING", float("inf"))  # one batch, padded to the longest window
+    assert len(comprehension._batches(windows)) == 1
+    for a, b in zip(grouped, reader.read_pairs(pairs)):
+        assert (a.start, a.end) == (b.start, b.end)
+        assert a.answerable == pytest.approx(b.answerable, abs=1e-5)
+
+
+def test_no_session_of_ours_spins_its_idle_threads(reader, embedder):
+    """ask() runs the embedder's session and then the reader's on the same cores; a spinning pool would hold them."""
+    from qa.onnx_runtime import NO_SPINNING
+
+    encoder = embedder.warm_up()
+    assert embedder.active_backend == "onnx"  # the premise: the tests' embedder runs ONNX Runtime too
+    for session in (reader._session, encoder.session(2)):
+        assert session.get_session_options().get_session_config_entry(NO_SPINNING[0]) == NO_SPINNING[1]
+
+
 def test_every_answer_span_lies_inside_its_quote_and_the_quote_in_its_source(bot):
     for question in ("Who did Díaz-Canel meet in St. Petersburg?", "How many mass graves are at the memorial cemetery?",
                      "In what year did Fidel Castro visit Leningrad?"):

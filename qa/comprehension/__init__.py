@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReaderError
+from ..onnx_runtime import NO_SPINNING
 from .export import FUSED
 from .windows import Window, Windower, batch_arrays, load_tokenizer
 
@@ -43,6 +44,7 @@ EXPORT_VERSION = 2  # bump when the exported graph or its inputs change
 MAX_ANSWER_TOKENS = 30  # a span longer than this is not an answer (SQuAD's answers are short)
 WINDOWS_PER_TEXT = 2  # a long passage is read in at most this many windows (its beginning)
 BATCH = 8
+PADDING = 1.25  # a batch's windows are at most this much longer than its shortest: padding is paid-for arithmetic
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class Comprehension:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        options.add_session_config_entry(*NO_SPINNING)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @staticmethod
@@ -285,9 +288,8 @@ class Comprehension:
                 windows.append(window)
                 owners.append(row)
         best: list[Reading | None] = [None] * len(pairs)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))  # less padding
-        for at in range(0, len(order), BATCH):
-            chunk = [windows[i] for i in order[at:at + BATCH]]
+        for batch in _batches(windows):
+            chunk = [windows[i] for i in batch]
             arrays = batch_arrays(chunk)
             answerable, start, end = self._session.run(None, arrays)
             probability = 1.0 / (1.0 + np.exp(-answerable.astype(np.float64)))
@@ -295,8 +297,24 @@ class Comprehension:
                 first, last, score = _softmax_span(start[k], end[k], arrays["context_mask"][k])
                 reading = Reading(float(probability[k]), int(window.offsets[first, 0]), int(window.offsets[last, 1]),
                                   score, float(start[k, 0] + end[k, 0]))
-                row = owners[order[at + k]]
+                row = owners[batch[k]]
                 if best[row] is None or (reading.answerable, reading.span_score) > (best[row].answerable,
                                                                                    best[row].span_score):
                     best[row] = reading
         return [b if b is not None else Reading(0.0, 0, 0, float("-inf")) for b in best]
+
+
+def _batches(windows: list[Window]) -> list[list[int]]:
+    """Indices of `windows` in batches of similar length, shortest first: at most BATCH a batch, and none more
+    than PADDING times its shortest. A long passage's last window is often short; padded to the first's length it
+    would cost nearly a full window more (a lone candidate read in two windows, the common case, costs about a
+    fifth less this way)."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < BATCH and (
+                len(windows[i].input_ids) <= PADDING * len(windows[batches[-1][0]].input_ids)):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
