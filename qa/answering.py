@@ -266,7 +266,7 @@ class Answerer:
         below the suggestion threshold (abstain), or it answers and no rival of another meaning is within
         `closeness` in retrieval's score (the rival's reading would only matter to the closeness rule).
         A "did you mean…?" needs every candidate's confidence, and so does a rerank or a pass-over. The
-        reader is most of ask()'s cost, so most questions read a third of what they did (docs/reader.md, latency).
+        reader is most of ask()'s cost, and most questions now read one candidate instead of three (docs/reader.md).
         """
         if self._others_may_answer(first):
             return False

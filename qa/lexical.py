@@ -65,7 +65,7 @@ def unseen(text: str, known, vocabulary: list[str] | None = None) -> frozenset[s
     Nor is a typing slip unseen: a word English does not know ("directoy", "colaborator", "downlading") that is
     one or two slips (`misspelt`) from a term of `vocabulary` (default: `known`'s) is that term, misspelt. An
     English word is a word of its own however close it is to another ("indentation" is not "intention"), and a
-    number is never a slip ("2025" is not "2024").
+    number is never a slip ("20245" is not "20244").
     """
     stop = _stopwords()
     out = set()

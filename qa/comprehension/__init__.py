@@ -306,9 +306,8 @@ class Comprehension:
 
 def _batches(windows: list[Window]) -> list[list[int]]:
     """Indices of `windows` in batches of similar length, shortest first: at most BATCH a batch, and none more
-    than PADDING times its shortest. A long passage's last window is often short; padded to the first's length it
-    would cost nearly a full window more (a lone candidate read in two windows, the common case, costs about a
-    fifth less this way)."""
+    than PADDING times its shortest. A long passage's last window is often short; padded to the longest window of
+    its batch it would cost as much as a full one. The readings are the same either way (tests/test_comprehension.py)."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
     batches: list[list[int]] = []
     for i in order:
