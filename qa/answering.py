@@ -96,6 +96,36 @@ class Scored:
         return self.hit.passage
 
 
+class Candidates:
+    """One question's weighed candidates, scored when first needed.
+
+    The first alone settles most questions (an answer with no close rival, or nothing likely enough to suggest),
+    and the reader is most of ask()'s cost: the others are read, together, only when the decision asks for
+    them (a "did you mean…?", a close rival, a rerank or a pass-over).
+
+    Args:
+        score: scores a list of (hit, evidence) results (`Answerer.score` for one question).
+        results: the best `AnswerSettings.candidates` retrieval results, best first.
+        scored: all of them already scored (to decide as if every candidate were read).
+    """
+
+    def __init__(self, score, results: list[tuple[Hit, Evidence]], scored: list[Scored] | None = None):
+        self._score = score
+        self.results = results
+        self._scored: list[Scored] = list(scored or ())
+
+    @property
+    def first(self) -> Scored:
+        if not self._scored:
+            self._scored = self._score(self.results[:1])
+        return self._scored[0]
+
+    def all(self) -> list[Scored]:
+        if len(self._scored) < len(self.results):
+            self._scored = [self.first, *self._score(self.results[1:])]
+        return self._scored
+
+
 def says(passage: Passage) -> str:
     """What a passage offers, normalised: an FAQ pair its question, a paragraph its text.
 
@@ -242,46 +272,18 @@ class Answerer:
             scored.append(Scored(hit, evidence, start, end, features, model.probability(features), span))
         return scored
 
-    def confidence(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> float:
-        """The confidence of the answer `results` would give `question` (0 when there is none; `read_as`: `score`).
+    def candidates(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> Candidates:
+        """The best `settings.candidates` results, to be scored when the decision needs them (`score`)."""
+        return Candidates(lambda some: self.score(question, some, read_as), results[: self.settings.candidates])
 
-        Reads the first candidate only, unless the answering one may be another (`_others_may_answer`).
-        """
+    def confidence(self, question: str, results: list[tuple[Hit, Evidence]], read_as: str | None = None) -> float:
+        """The confidence of the answer `results` would give `question` (0 when there is none; `read_as`: `score`)."""
         if not results:
             return 0.0
-        scored = self.score(question, results[:1], read_as)
-        if self._others_may_answer(scored[0]):
-            scored += self.score(question, results[1 : self.settings.candidates], read_as)
-        return scored[self.answering_candidate(scored)].probability
+        candidates = self.candidates(question, results, read_as)
+        return self.answering_candidate(candidates).probability
 
-    def _others_may_answer(self, first: Scored) -> bool:
-        """Whether a candidate after the first may be the answering one (`answering_candidate`)."""
-        model = self.settings.model
-        return model.rerank or (model.pass_over > 0 and not model.can_answer(first.features))
-
-    def _first_decides(self, first: Scored, results: list[tuple[Hit, Evidence]], threshold: float | None) -> bool:
-        """Whether `_decide` reaches the same outcome from the first candidate alone as from all of `results`.
-
-        It does when the first candidate answers or the bot abstains on the first's confidence alone: it is
-        below the suggestion threshold (abstain), or it answers and no rival of another meaning is within
-        `closeness` in retrieval's score (the rival's reading would only matter to the closeness rule).
-        A "did you mean…?" needs every candidate's confidence, and so does a rerank or a pass-over. The
-        reader is most of ask()'s cost, and most questions now read one candidate instead of three (docs/reader.md).
-        """
-        if self._others_may_answer(first):
-            return False
-        model = self.settings.model
-        answer_at = self.settings.answer_at if threshold is None else threshold
-        confidence = first.probability
-        if not confidence >= min(model.suggest_at, answer_at):
-            return True  # abstains (a NaN too, as `_decide` does)
-        if not (confidence >= answer_at and model.can_answer(first.features)):
-            return False  # offers suggestions
-        said = says(first.passage)
-        runner_up = next((hit for hit, _ in results[1 : self.settings.candidates] if says(hit.passage) != said), None)
-        return model.closeness <= 0 or runner_up is None or runner_up.score < first.hit.score - model.closeness
-
-    def answering_candidate(self, scored: list[Scored]) -> int:
+    def answering_candidate(self, candidates: Candidates) -> Scored:
         """Which candidate may answer.
 
         With `model.rerank`, the most confident one whose quote passes the checks (the most confident
@@ -289,13 +291,15 @@ class Answerer:
         next `model.pass_over` whose quote passes them all (the first again when none does).
         """
         model = self.settings.model
-        if scored and model.rerank:
+        first = candidates.first
+        if model.rerank:
+            scored = candidates.all()
             passing = [i for i, c in enumerate(scored) if model.can_answer(c.features)] or range(len(scored))
-            return max(passing, key=lambda i: (scored[i].probability, -i))
-        if not scored or model.can_answer(scored[0].features):
-            return 0
-        return next((i for i in range(1, min(len(scored), model.pass_over + 1))
-                     if model.can_answer(scored[i].features)), 0)
+            return scored[max(passing, key=lambda i: (scored[i].probability, -i))]
+        if model.can_answer(first.features) or not model.pass_over:
+            return first
+        scored = candidates.all()
+        return next((c for c in scored[1 : model.pass_over + 1] if model.can_answer(c.features)), first)
 
     def cite(self, candidate: Scored) -> Citation:
         """The citation of a candidate's quote, checked against its passage."""
@@ -337,43 +341,35 @@ class Answerer:
             ValueError: `choose` is not among the suggestions this question is offered.
         """
         if not results:
-            decided = Answer(question, NOT_COVERED, False, 0.0, (), ())
-            scored, hits = [], ()
-        else:  # the first candidate first: the others are read only when the outcome needs them
-            scored = self.score(question, results[:1], read_as)
-            if not self._first_decides(scored[0], results, threshold):
-                scored += self.score(question, results[1 : self.settings.candidates], read_as)
-            hits = tuple(hit for hit, _ in results)
-            decided = self._decide(question, scored, hits, threshold)
+            return self._chosen(Answer(question, NOT_COVERED, False, 0.0, (), ()), None, choose)
+        hits = tuple(hit for hit, _ in results)
+        candidates = self.candidates(question, results, read_as)
+        return self._chosen(self._decide(question, candidates, hits, threshold), candidates, choose)
+
+    def _chosen(self, decided: Answer, candidates: Candidates | None, choose: str | None) -> Answer:
+        """`decided`, or with `choose` the answer from that suggestion (`answer`)."""
         if choose is None:
             return decided
         if choose not in {s.passage_id for s in decided.suggestions}:
             raise ValueError(f"passage {choose!r} is not among the candidates offered as suggestions for this question")
-        return self._answered(question, next(c for c in scored if c.passage.id == choose), hits)
+        return self._answered(decided.question, next(c for c in candidates.all() if c.passage.id == choose),
+                              decided.passages)
 
-    def _decide(self, question: str, scored: list[Scored], hits: tuple[Hit, ...], threshold: float | None) -> Answer:
-        """Answered, suggested or abstained, from the weighed candidates (`answer`)."""
+    def _decide(self, question: str, candidates: Candidates, hits: tuple[Hit, ...], threshold: float | None) -> Answer:
+        """Answered, suggested or abstained, from the weighed candidates (`answer`), reading no more of them
+        than the outcome needs (`Candidates`)."""
         s = self.settings
         answer_at = s.answer_at if threshold is None else threshold
         suggest_at = min(s.model.suggest_at, answer_at)
-        at = self.answering_candidate(scored)
-        best = scored[at]
+        best = self.answering_candidate(candidates)
         confidence = best.probability
         model = s.model
-        # Too close to call: the runner-up's retrieval score is within `closeness` of the first's, and the
-        # reader does not tell them apart (a passage it accepts is answered beside a near-duplicate it does not
-        # accept; when it accepts both, the question leaves out what separates them).
-        # A runner-up that says the same as the first (another answer to the same FAQ question) is not a rival.
-        said = says(best.passage)
-        runner_up = next((c for c in scored[at + 1 :] if says(c.passage) != said), None)
-        close = (model.closeness > 0 and runner_up is not None
-                 and not (best.features.read >= answer_at > runner_up.features.read)
-                 and runner_up.hit.score >= best.hit.score - model.closeness)
-        if confidence >= answer_at and not close and model.can_answer(best.features):
+        if (confidence >= answer_at and model.can_answer(best.features)
+                and not self._too_close(best, candidates, answer_at)):
             return self._answered(question, best, hits)
         if not confidence >= suggest_at:  # NaN never suggests
             return Answer(question, NOT_COVERED, False, confidence, (), hits)
-        offered = sorted((c for c in scored if c.probability >= suggest_at), key=lambda c: -c.probability)
+        offered = sorted((c for c in candidates.all() if c.probability >= suggest_at), key=lambda c: -c.probability)
         distinct: dict[str, Scored] = {}
         for c in offered:  # the most confident of the candidates that say the same
             distinct.setdefault(says(c.passage), c)
@@ -391,6 +387,20 @@ class Answerer:
             for c in offered
         )
         return Answer(question, NOT_SURE, False, confidence, (), hits, suggestions)
+
+    def _too_close(self, best: Scored, candidates: Candidates, answer_at: float) -> bool:
+        """Too close to call: the runner-up's retrieval score is within `closeness` of the best's, and the reader
+        does not tell them apart (a passage it accepts is answered beside a near-duplicate it does not accept;
+        when it accepts both, the question leaves out what separates them). A runner-up that says the same as
+        the best (another answer to the same FAQ question) is not a rival. The runner-up is read only when its
+        retrieval score is that close and the best is read as answering."""
+        closeness = self.settings.model.closeness
+        at = next(i for i, (hit, _) in enumerate(candidates.results) if hit is best.hit)
+        said = says(best.passage)
+        rival = next((i for i, (hit, _) in enumerate(candidates.results) if i > at and says(hit.passage) != said), None)
+        if closeness <= 0 or rival is None or candidates.results[rival][0].score < best.hit.score - closeness:
+            return False
+        return not (best.features.read >= answer_at > candidates.all()[rival].features.read)
 
     def _answered(self, question: str, candidate: Scored, hits: tuple[Hit, ...]) -> Answer:
         citation = self.cite(candidate)

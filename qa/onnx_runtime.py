@@ -22,15 +22,34 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# Every session of ours runs with its idle threads asleep, not spinning (`open_session`).
+NO_SPINNING = ("session.intra_op.allow_spinning", "0")
+
+
+def open_session(path: Path, threads: int):
+    """An ONNX Runtime session on the CPU with `threads` intra-op threads, every graph optimisation, and idle
+    threads that sleep rather than spin.
+
+    ask() runs two sessions one after the other on the same cores (the query embedder's, then the reader's);
+    a session's threads otherwise spin-wait for its next run and hold a core the other needs just then
+    (`python -m bench.reader_latency` measures ask(); docs/reader.md, "Cost at ask()").
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry(*NO_SPINNING)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 # Bump when the exported graph or its inputs change, so old cached exports are not reused.
 EXPORT_VERSION = 3
 # An export whose vectors are further than this from torch's on any check text is refused.
 EXPORT_MIN_COSINE = 0.9999
-# Every session of ours runs with its idle threads asleep, not spinning. ask() runs two sessions one after the
-# other on the same cores (the query embedder, then the reader), and a session's threads otherwise spin-wait for
-# its next run and hold a core the other needs just then: `python -m bench.reader_latency` measures the
-# difference (docs/reader.md, "Cost at ask()").
-NO_SPINNING = ("session.intra_op.allow_spinning", "0")
 # Which check text's torch vector is kept to test the cached export each time it loads.
 PROBE_TEXT = 3
 # Texts the export is checked on: short and long, punctuation, non-ASCII, one past the 256-token limit.
@@ -106,18 +125,7 @@ class OnnxEncoder:
         """The ONNX Runtime session with `threads` intra-op threads (made once, thread-safely)."""
         with self._lock:
             if threads not in self._sessions:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                options.log_severity_level = 3
-                options.add_session_config_entry(*NO_SPINNING)
-                self._sessions[threads] = ort.InferenceSession(
-                    str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-                )
+                self._sessions[threads] = open_session(self.folder / "model.onnx", threads)
             return self._sessions[threads]
 
     def check(self) -> None:

@@ -470,14 +470,17 @@ class CountingReader:
         return self.reader.read(question, texts)
 
 
-def test_answers_and_abstentions_read_only_the_first_candidate_and_decide_as_reading_them_all(bot):
+@pytest.mark.parametrize("rule", ["shipped", "rerank", "pass_over"])
+def test_answers_and_abstentions_read_only_the_first_candidate_and_decide_as_reading_them_all(bot, rule):
     """ask() reads the other candidates only for a "did you mean…?" (or a close rival), not when the first is
     answered or too unlikely to suggest: the outcome, quote, confidence and suggestions are those of reading every
-    candidate, question by question."""
-    from qa.answering import Answerer
+    candidate, question by question; with a rerank or a pass-over too (which may answer from another candidate)."""
+    from qa.answering import Answerer, Candidates
 
+    model = {"shipped": default_model(), "rerank": dataclasses.replace(default_model(), rerank=True),
+             "pass_over": dataclasses.replace(default_model(), pass_over=2)}[rule]
     counting = CountingReader(bot.answerer.reader)
-    answerer = Answerer(bot.answerer.settings, reader=counting)
+    answerer = Answerer(dataclasses.replace(bot.answerer.settings, model=model), reader=counting)
     read: dict[str, list[int]] = {"answered": [], "suggested": [], "abstained": [], "unlikely": []}
     off_topic = ["How do I bake sourdough bread?", "What is the boiling point of water at sea level?",
                  "Which team won the 1998 football World Cup?"]
@@ -487,13 +490,18 @@ def test_answers_and_abstentions_read_only_the_first_candidate_and_decide_as_rea
         lazy = answerer.answer(question, results)
         unlikely = lazy.confidence < answerer.settings.model.suggest_at
         read["unlikely" if unlikely else lazy.outcome].append(counting.texts - before)
-        full = answerer._decide(question, answerer.score(question, results), tuple(h for h, _ in results), None)
+        every = Candidates(None, results[: answerer.settings.candidates], scored=answerer.score(question, results))
+        full = answerer._decide(question, every, tuple(h for h, _ in results), None)
         assert (lazy.outcome, lazy.text, lazy.citations, lazy.suggestions) == (
             full.outcome, full.text, full.citations, full.suggestions), question
         assert lazy.confidence == pytest.approx(full.confidence, abs=1e-6), question
         assert answerer.confidence(question, results) == pytest.approx(full.confidence, abs=1e-6), question
     assert read["answered"] and read["suggested"]  # the set exercises both paths
     assert set(read["suggested"]) == {answerer.settings.candidates}
-    assert read["answered"].count(1) > len(read["answered"]) / 2  # a close rival is read too, but seldom
-    assert read["unlikely"] and set(read["unlikely"]) == {1}
     assert set(read["abstained"]) <= {answerer.settings.candidates}  # a lone suggestion, not answered
+    if rule == "rerank":  # the most confident candidate answers: every one is read
+        assert set(read["answered"]) == {answerer.settings.candidates}
+    else:
+        assert read["answered"].count(1) > len(read["answered"]) / 2  # a close rival is read too, but seldom
+    if rule == "shipped":
+        assert read["unlikely"] and set(read["unlikely"]) == {1}

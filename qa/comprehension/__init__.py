@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReaderError
-from ..onnx_runtime import NO_SPINNING
+from ..onnx_runtime import open_session
 from .export import FUSED
 from .windows import Window, Windower, batch_arrays, load_tokenizer
 
@@ -185,15 +185,7 @@ class Comprehension:
         return session, windower
 
     def _session_on(self, path: Path):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        options.add_session_config_entry(*NO_SPINNING)
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return open_session(path, self.threads)
 
     @staticmethod
     def _probe(session, windower: Windower, probe: list[str]) -> list[float]:
