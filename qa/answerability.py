@@ -26,7 +26,12 @@ same kind of thing (who, when, how many...) is exempt from the first two checks:
 it was written to answer exactly that, in its own words. Not from the third: a
 day, place or name the user states that the FAQ never mentions ("Do you open on
 Saturday?" against "Are you open on Sundays?") means it was written for another
-case, however alike the two read. `candidate_features` turns one candidate
+case, however alike the two read. An FAQ pair the reader (qa/comprehension)
+reads as answering the user's question (`reader_exempts_faq`) is exempt from the
+same two checks, whatever its wording: users ask in words the FAQ's author did not
+use ("folder" for "directory"), and the reader has read the pair's question and
+answer against the user's, which is what those checks stand in for.
+`candidate_features` turns one candidate
 into numbers; `AnswerModel` turns them into a confidence and holds the
 thresholds of the three outcomes, which `python -m bench.select_answering`
 chooses with each family of evaluation sets held out (docs/quality.md).
@@ -199,7 +204,8 @@ class AnswerModel:
     paragraph and `read_faq` for an FAQ pair, multiplied by `failed_check` for each check in `checks`
     that the quote fails; an FAQ pair whose question
     matches the user's with a cosine of `faq_match` or more is exempt from the checks but those in
-    `NEVER_WAIVED` (a detail the user states that the FAQ never mentions). A quote that
+    `NEVER_WAIVED` (a detail the user states that the FAQ never mentions), and so is one the reader reads as
+    answering with a probability of `reader_exempts_faq` or more (None: no pair is). A quote that
     fails a check is never given as an answer, however confident: it can only be suggested. The exemption
     needs the FAQ to ask the same kind of thing: "What was the purpose of the visit?" was not written to
     answer "Who travelled with him?", however close the two read.
@@ -213,6 +219,8 @@ class AnswerModel:
             `pass_over` passages whose quote passes them all (a sentence that holds the asked-for fact beats
             one that does not); 0: never.
         read_paragraph, read_faq: the reader's weight in a paragraph's and an FAQ pair's confidence.
+        reader_exempts_faq: the reader's probability at which an FAQ pair is exempt from the checks but those
+            in `NEVER_WAIVED`, as one whose question matches is; None: the reader exempts none.
         rerank: answer from the most confident candidate rather than from retrieval's first.
         lone: what a "did you mean…?" with a single suggestion becomes: "answer" (when its quote passes
             the checks) or "abstain", since a list of one is no choice to offer; "suggest" keeps it (as the
@@ -231,14 +239,24 @@ class AnswerModel:
     pass_over: int = 0
     read_paragraph: float = 0.0
     read_faq: float = 0.0
+    reader_exempts_faq: float | None = None
     rerank: bool = False
     lone: str = "abstain"
 
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""
-        if c.is_faq and c.quote_cosine >= self.faq_match and not c.kind_differs:
+        if self.exempt(c):
             return [name for name in self.checks if name in NEVER_WAIVED and getattr(c, name) >= 0.5]
         return [name for name in self.checks if getattr(c, name) >= 0.5]
+
+    def exempt(self, c: Candidate) -> bool:
+        """Whether `c` is an FAQ pair exempt from the checks but `NEVER_WAIVED`: its question matches the user's
+        and asks the same kind of thing, or the reader reads it as answering."""
+        if not c.is_faq:
+            return False
+        if c.quote_cosine >= self.faq_match and not c.kind_differs:
+            return True
+        return self.reader_exempts_faq is not None and c.read >= self.reader_exempts_faq
 
     def can_answer(self, c: Candidate) -> bool:
         """Whether `c`'s quote may be given as an answer at all (it fails none of the checks)."""

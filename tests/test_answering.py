@@ -233,6 +233,40 @@ def test_a_failed_check_lowers_confidence_unless_an_faq_question_matches():
     # Nor from a detail the user states that the FAQ never mentions ("…on Saturday?" against "…on Sundays?").
     other_day = dataclasses.replace(matching_faq, details_missing=1.0)
     assert model.failed(other_day) == ["details_missing"] and not model.can_answer(other_day)
+    # An FAQ pair in other words than the user's is exempt when the reader reads it as answering, and only then;
+    # never from a detail it does not hold.
+    reworded = dataclasses.replace(both, is_faq=True, quote_cosine=0.6, read=0.4)
+    reader_exempts = dataclasses.replace(model, reader_exempts_faq=0.35)
+    assert model.failed(reworded) == ["unseen_focus", "kind_missing"]
+    assert reader_exempts.failed(reworded) == [] and reader_exempts.probability(reworded) == model.probability(
+        dataclasses.replace(reworded, unseen_focus=0.0, kind_missing=0.0))
+    assert reader_exempts.failed(dataclasses.replace(reworded, read=0.3)) == ["unseen_focus", "kind_missing"]
+    assert reader_exempts.failed(dataclasses.replace(reworded, details_missing=1.0)) == ["details_missing"]
+    assert reader_exempts.failed(dataclasses.replace(reworded, is_faq=False)) == ["unseen_focus", "kind_missing"]
+    assert AnswerModel.from_dict(reader_exempts.to_dict()) == reader_exempts
+
+
+def test_the_selection_weighs_every_candidate_as_the_answer_model_does():
+    """bench.select_answering's vectorised `probabilities` against `AnswerModel.probability` and `can_answer`,
+    candidate by candidate, on random features and models (the reader's exemption of FAQ pairs among them)."""
+    import numpy as np
+
+    from bench.select_answering import probabilities
+    from qa.answerability import Candidate
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3, len(FEATURES))).astype(np.float32)
+    for name in ("is_faq", "unseen_focus", "kind_missing", "kind_differs", "details_missing"):
+        x[..., FEATURES.index(name)] = rng.random((200, 3)) < 0.5
+    data = {"x": x, "present": rng.random((200, 3)) < 0.9}
+    for model in (AnswerModel(), AnswerModel(checks=CHECKS, failed_check=0.7, faq_match=0.8, read_faq=0.25,
+                                             read_paragraph=0.5, reader_exempts_faq=0.35)):
+        probs, blocked = probabilities(data, model)
+        for i, j in zip(*np.nonzero(data["present"])):
+            c = Candidate(**{name: (bool(v) if name == "is_faq" else float(v)) for name, v in zip(FEATURES, x[i, j])})
+            assert probs[i, j] == pytest.approx(model.probability(c), abs=1e-6)
+            assert blocked[i, j] == (not model.can_answer(c))
+        assert (probs[~data["present"]] == -1).all()
 
 
 def test_an_faq_written_for_another_day_does_not_answer_though_its_question_reads_alike(tmp_path, embedder):
