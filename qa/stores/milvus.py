@@ -66,6 +66,11 @@ BM25_K1, BM25_B = 1.5, 0.75
 # Key vectors a loaded build keeps after fetching them (about 75 MiB at 384 dimensions): the
 # candidates of many questions overlap, and each `get` from Milvus Lite costs ~50 µs a vector.
 KEY_VECTOR_CACHE = 50_000
+# pymilvus pings an idle connection every 10 s; Milvus Lite's gRPC server allows a ping without calls only
+# every 5 minutes, and after a few too many it closes the connection (GOAWAY "too_many_pings"), which
+# fails the next Connect to it, even a new connection's, about 40 s into any idle spell. Lite runs on this
+# machine: nothing to keep alive.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
 def _milvus():
@@ -91,8 +96,13 @@ class MilvusStore:
         self.token = token
         self._client = None
 
+    @property
+    def is_server(self) -> bool:
+        """A Milvus server by URI, not a Milvus Lite file."""
+        return self.uri.startswith(("http://", "https://"))
+
     def describe(self) -> str:
-        where = self.uri if self.uri.startswith(("http://", "https://")) else f"milvus:{self.uri}"
+        where = self.uri if self.is_server else f"milvus:{self.uri}"
         return f"{where} (collection {self.alias})"
 
     __str__ = describe
@@ -109,7 +119,8 @@ class MilvusStore:
             try:
                 # A connection of its own: pymilvus shares one per URI by default, and a shared one left idle
                 # by another store (a finished build) can be closed by the server ("too many pings") under it.
-                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "", dedicated=True)
+                self._client = pymilvus.MilvusClient(uri=self.uri, token=self.token or "", dedicated=True,
+                                                     grpc_options={} if self.is_server else LITE_GRPC_OPTIONS)
             except Exception as exc:  # pymilvus raises its own and OS errors alike
                 reason = " ".join(str(exc).split())[:300]
                 # chained, not hidden: the message is one line for the user, the cause (a gRPC timeout, a
