@@ -30,11 +30,12 @@ KNOWN_MISSES = {
         "('… in St. Petersburg') is second and would answer with pass_over, which the selection left off",
     "How many people are buried at the Piskaryovskoye cemetery?":
         "retrieval ranks paragraph 13 first, which holds no number: suggested; '490,000' is in the fourth passage",
+    "What language did Díaz-Canel speak at the ceremony?":
+        "'language' is a word the documents never use, but the reader reads the FAQ pair on the visit's purpose as "
+        "answering (0.78), which exempts an FAQ pair from that check (reader_exempts_faq 0.35, chosen by the "
+        "selection for the users' own wording on the FAQ sets): answered with the purpose",
     "What is the name of the submarine that docked in Havana?":
         "'name' only frames the question, and the quote holds names (Havana, Washington), so no check fails",
-    "What does Russia gain from its partnership with Cuba?":
-        "'gain' and 'partnership' are words the documents never use, so every quote fails the unseen-word check: "
-        "the FAQ on why the relations matter is suggested first",
 }
 
 
