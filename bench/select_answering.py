@@ -182,7 +182,7 @@ def probabilities(data: dict, model: AnswerModel) -> tuple[np.ndarray, np.ndarra
     base = (1.0 - weight) * match + weight * f["read"]
     exempt = faq & (f["quote_cosine"] >= model.faq_match) & (f["kind_differs"] < 0.5)
     if model.reader_exempts_faq is not None:  # `AnswerModel.exempt`
-        exempt |= faq & (f["read"] >= model.reader_exempts_faq)
+        exempt |= faq & (f["read"] >= model.reader_exempts_faq) & (f["asked_unseen"] < 0.5)
     failed = sum(((f[name] >= 0.5) & (~exempt | (name in NEVER_WAIVED))).astype(np.float64) for name in model.checks) \
         if model.checks else np.zeros_like(base)
     p = base * model.failed_check ** failed

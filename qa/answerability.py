@@ -30,7 +30,10 @@ case, however alike the two read. An FAQ pair the reader (qa/comprehension)
 reads as answering the user's question (`reader_exempts_faq`) is exempt from the
 same two checks, whatever its wording: users ask in words the FAQ's author did not
 use ("folder" for "directory"), and the reader has read the pair's question and
-answer against the user's, which is what those checks stand in for.
+answer against the user's, which is what those checks stand in for. Not when
+the thing the question asks for by name is a word no document uses ("What
+*language* did he speak?"): documents that never speak of languages name none,
+whatever the reader makes of a pair about the visit.
 `candidate_features` turns one candidate
 into numbers; `AnswerModel` turns them into a confidence and holds the
 thresholds of the three outcomes, which `python -m bench.select_answering`
@@ -48,7 +51,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .lexical import analyze, coverage, misspelt
-from .questions import FRAME_WORDS, holds_kind, is_negated, names, question_kind, words
+from .questions import FRAME_WORDS, asked_for, holds_kind, is_negated, names, question_kind, words
 
 MODEL_FILE = Path(__file__).with_name("answer_model.json")
 
@@ -81,6 +84,8 @@ class Candidate:
     # its document's title or first paragraph
     score: float  # retrieval's fused score of the passage
     read: float = 0.0  # the reader's probability that the passage answers the question (qa/comprehension)
+    asked_unseen: float = 0.0  # 1 when the thing a what / which question asks for by name ("what *language*")
+    # is a word no document uses (`questions.asked_for`)
 
 
 FEATURES = tuple(Candidate.__dataclass_fields__)
@@ -186,7 +191,14 @@ def candidate_features(
         details_missing=1.0 if missing_details(question, f"{asked_text}\n{passage_text}\n{context}") else 0.0,
         score=score,
         read=read,
+        asked_unseen=1.0 if _asked_unseen(question, unseen_terms) else 0.0,
     )
+
+
+def _asked_unseen(question: str, unseen_terms: frozenset[str]) -> bool:
+    """Whether the thing `question` asks for by name (`questions.asked_for`) is a word no document uses."""
+    asked = asked_for(question)
+    return asked is not None and bool(_terms(asked) & unseen_terms)
 
 
 def as_vector(c: Candidate) -> list[float]:
@@ -205,7 +217,8 @@ class AnswerModel:
     that the quote fails; an FAQ pair whose question
     matches the user's with a cosine of `faq_match` or more is exempt from the checks but those in
     `NEVER_WAIVED` (a detail the user states that the FAQ never mentions), and so is one the reader reads as
-    answering with a probability of `reader_exempts_faq` or more (None: no pair is). A quote that
+    answering with a probability of `reader_exempts_faq` or more (None: no pair is), unless the thing the
+    question asks for by name is a word no document uses (`asked_unseen`). A quote that
     fails a check is never given as an answer, however confident: it can only be suggested. The exemption
     needs the FAQ to ask the same kind of thing: "What was the purpose of the visit?" was not written to
     answer "Who travelled with him?", however close the two read.
@@ -251,12 +264,13 @@ class AnswerModel:
 
     def exempt(self, c: Candidate) -> bool:
         """Whether `c` is an FAQ pair exempt from the checks but `NEVER_WAIVED`: its question matches the user's
-        and asks the same kind of thing, or the reader reads it as answering."""
+        and asks the same kind of thing, or the reader reads it as answering a question that does not ask for a
+        thing no document names."""
         if not c.is_faq:
             return False
         if c.quote_cosine >= self.faq_match and not c.kind_differs:
             return True
-        return self.reader_exempts_faq is not None and c.read >= self.reader_exempts_faq
+        return self.reader_exempts_faq is not None and c.read >= self.reader_exempts_faq and not c.asked_unseen
 
     def can_answer(self, c: Candidate) -> bool:
         """Whether `c`'s quote may be given as an answer at all (it fails none of the checks)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .lexical import analyze
+
 # The question's kind, from its first wh-word ("What does Doctor Who do when…" asks "what"); each kind maps to
 # what its answer must hold. "What are the opening hours…" asks when, as "What time…" does. At one position the longer form wins ("how many" before "how").
 _KIND = re.compile(
@@ -48,6 +50,24 @@ _WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.:/-]*")
 _PLACE = re.compile(r"\b(?i:in|at|near|from|into|inside|outside|across|along|within|around|throughout|beyond|"
                     r"towards?|through|off|on|to)\s+(?:the\s+)?(?:\d+[A-Za-z]?,?\s+)?((?:[A-ZÀ-Þ][\w’'.-]*)(?:\s+(?:of\s+)?[A-ZÀ-Þ][\w’'.-]*)*)")
 _CAPITALISED = re.compile(r"\b[A-ZÀ-Þ][\w’'-]*(?:\s+(?:of|de|del|la|von|van|the|and)?\s*[A-ZÀ-Þ][\w’'-]*)*")
+
+
+# "What language…", "Which governor…", "What kind of music…": the thing asked for, named after the wh-word.
+_ASKED_FOR = re.compile(r"\b(?:what|which)\s+(?:(?:kinds?|types?|sorts?)\s+of\s+)?([^\W\d_][\w'’-]*)", re.I)
+_MODALS = frozenset("would could must may might shall ought".split())
+
+
+@lru_cache(maxsize=4096)
+def asked_for(question: str) -> str | None:
+    """The thing a what / which question asks for by name, lower-cased: "language" in "What language did he
+    speak?", "governor" in "Which governor did he meet?", "music" in "What kind of music…?"; None for a question
+    that names none: a verb after the wh-word ("What did he lay…?", "Which is…?") or a word that only frames
+    the question ("What year…", "What is the name of…")."""
+    m = _ASKED_FOR.search(question)
+    word = m.group(1).lower() if m else None
+    if word is None or word in _MODALS or word in FRAME_WORDS or not analyze(word):  # a stopword: "did", "is"
+        return None
+    return word
 
 
 @lru_cache(maxsize=4096)
