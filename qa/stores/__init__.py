@@ -37,7 +37,12 @@ class StoreSpec:
     def __str__(self) -> str:
         if self.kind == "folder":
             return "folder"
-        return self.uri if self.uri.startswith(("http://", "https://")) else f"milvus:{self.uri}"
+        return self.uri if is_server_uri(self.uri) else f"milvus:{self.uri}"
+
+
+def is_server_uri(uri: str) -> bool:
+    """A Milvus server's URI (http(s)://HOST:PORT), not a Milvus Lite file."""
+    return uri.startswith(("http://", "https://"))
 
 
 def parse_store(value: str | StoreSpec | None = None) -> StoreSpec:

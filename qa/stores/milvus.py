@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError, require
 from ..lexical import analyze
 from ..types import Manifest, Passage
+from . import StoreSpec, is_server_uri
 from .base import Build, OnStage, Stored, no_stage
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,10 @@ class MilvusStore:
     @property
     def is_server(self) -> bool:
         """A Milvus server by URI, not a Milvus Lite file."""
-        return self.uri.startswith(("http://", "https://"))
+        return is_server_uri(self.uri)
 
     def describe(self) -> str:
-        where = self.uri if self.is_server else f"milvus:{self.uri}"
+        where = StoreSpec("milvus", self.uri)  # as --store names it
         return f"{where} (collection {self.alias})"
 
     __str__ = describe
