@@ -507,6 +507,46 @@ def test_the_selection_simulates_the_same_question_rule_as_the_answerer_applies_
     assert result["answered_right"] == 0.5 and result["suggested_right"] == 0.5
 
 
+def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_held_in_sets_would(monkeypatch):
+    """bench.select_answering's `Grid` measures every choice once; `choose` must pick, for any subset of the sets,
+    the choice a model-by-model search over those sets picks: the best mean utility among the choices inside
+    the bar, the first of equals."""
+    import numpy as np
+
+    import bench.select_answering as select
+
+    for name, values in (("CHECK_SETS", ((), CHECKS)), ("FAILED_CHECK", (0.5,)), ("READ_PARAGRAPH", (0.0, 0.5)),
+                         ("READ_FAQ", (0.0, 0.5)), ("READER_EXEMPTS_FAQ", (None, 0.35)), ("ANSWER_AT", (0.4, 0.6)),
+                         ("SUGGEST_AT", (0.2, 0.5)), ("CLOSENESS", (0.0, 0.05)), ("RERANK", (False,)),
+                         ("LONE", ("answer", "abstain"))):
+        monkeypatch.setattr(select, name, values)
+    rng = np.random.default_rng(1)
+    sets = {}
+    for name in ("a", "b", "c"):
+        x = rng.random((60, 3, len(FEATURES))).astype(np.float32)
+        for feature in ("is_faq", "unseen_focus", "kind_missing", "kind_differs", "details_missing", "asked_unseen"):
+            x[..., FEATURES.index(feature)] = rng.random((60, 3)) < 0.4
+        gold = rng.random((60, 3)) < 0.5
+        sets[name] = {"x": x, "present": np.ones((60, 3), bool), "gold": gold, "right": gold,
+                      "role": rng.integers(0, 3, 60).astype(np.int8), "article": np.array(False),
+                      "group": np.tile(np.arange(3, dtype=np.int8), (60, 1))}
+    grid = select.Grid(sets, faq_matches=(0.8,))
+    assert len(grid.models) == len(set(grid.models)) > 1
+    for names in (["a", "b", "c"], ["a", "b"], ["c"]):
+        for bar in (True, False):
+            best = None
+            for model in grid.models:
+                results = [select.evaluate(model, sets[n]) for n in names]
+                if bar and any(r["answered_wrong"] > select.MAX_WRONG
+                               or r["abstained_out_of_scope"] < select.MIN_OUT_OF_SCOPE for r in results):
+                    continue
+                utility = np.mean([r["utility"] for r in results])
+                if best is None or utility > best[0] + 1e-12:
+                    best = (utility, model)
+            if best is not None:
+                assert select.choose(grid, names, bar=bar) == best[1], (names, bar)
+
+
 class CountingReader:
     """The real reader, counting the texts it is given to read."""
 
