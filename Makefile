@@ -51,7 +51,7 @@ bench: install
 	$(BIN)/python -m bench.reader_int8
 
 # Rebuild the shipped reader weights (qa/comprehension/model) from the training data, and the learning curve's
-# checkpoints beside them (about 50 min on 2 free cores; docs/reader.md).
+# checkpoints beside them (1 h 10 min on 2 otherwise idle cores; docs/reader.md).
 train: install
 	$(BIN)/qa train --data $(TRAIN_DATA) --checkpoints 0.25,0.5
 
