@@ -41,6 +41,7 @@ import dataclasses
 import itertools
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -323,11 +324,18 @@ class Grid:
 def choose(grid: Grid, names: list[str], bar: bool = True) -> AnswerModel:
     """The choice of `grid` that maximises the mean utility over the sets `names`, among those with at most
     MAX_WRONG wrong answers and at least MIN_OUT_OF_SCOPE abstentions out of scope on every one of them (among
-    all choices when `bar` is false); the first in the grid's order of those within 1e-12 of the best."""
+    all choices when `bar` is false); the first in the grid's order of those within 1e-12 of the best.
+
+    Raises:
+        ValueError: no choice clears the bar on every one of `names` (nothing fit to ship).
+    """
     utility = np.mean([grid.utility[name] for name in names], axis=0)
     if bar:
         eligible = np.all([(grid.wrong[name] <= MAX_WRONG) & (grid.out_of_scope[name] >= MIN_OUT_OF_SCOPE)
                            for name in names], axis=0)
+        if not eligible.any():
+            raise ValueError(f"no choice of the grid answers at most {MAX_WRONG} wrong and abstains on at least "
+                             f"{MIN_OUT_OF_SCOPE} of the out-of-scope questions on every one of {', '.join(names)}")
         utility = np.where(eligible, utility, -np.inf)
     return grid.models[int(np.flatnonzero(utility >= utility.max() - 1e-12)[0])]
 
@@ -388,11 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     grid = Grid(data, faq_matches=args.faq_match)
     print(f"  {len(grid.models)} choices measured on {len(data)} sets in {time.perf_counter() - started:.0f} s", flush=True)
-    shipped = choose(grid, SETS, bar=not args.no_bar)
+    try:
+        shipped = choose(grid, SETS, bar=not args.no_bar)
+        held_out = {family: choose(grid, [n for n in SETS if FAMILY[n] != family], bar=not args.no_bar)
+                    for family in sorted(set(FAMILY.values()))}
+    except ValueError as exc:
+        print(f"error: {exc}; nothing written (--no-bar shows what the utility alone would choose)", file=sys.stderr)
+        return 1
     rows = {}
-    for family in sorted(set(FAMILY.values())):
+    for family, model in held_out.items():
         held = [n for n in SETS if FAMILY[n] == family]
-        model = choose(grid, [n for n in SETS if n not in held], bar=not args.no_bar)
         for name in held:
             rows[name] = {"held_out": evaluate(model, data[name]), "held_out_choice": model.to_dict(),
                           "shipped": evaluate(shipped, data[name]), "before": before(name, embedder, args.cache, key)}

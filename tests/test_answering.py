@@ -510,7 +510,7 @@ def test_the_selection_simulates_the_same_question_rule_as_the_answerer_applies_
 def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_held_in_sets_would(monkeypatch):
     """bench.select_answering's `Grid` measures every choice once; `choose` must pick, for any subset of the sets,
     the choice a model-by-model search over those sets picks: the best mean utility among the choices inside
-    the bar, the first of equals."""
+    the bar, the first of equals; and refuse, rather than hand back an ineligible choice, when none is inside."""
     import numpy as np
 
     import bench.select_answering as select
@@ -532,6 +532,7 @@ def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_h
                       "group": np.tile(np.arange(3, dtype=np.int8), (60, 1))}
     grid = select.Grid(sets, faq_matches=(0.8,))
     assert len(grid.models) == len(set(grid.models)) > 1
+    refused = chosen = 0
     for names in (["a", "b", "c"], ["a", "b"], ["c"]):
         for bar in (True, False):
             best = None
@@ -543,8 +544,14 @@ def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_h
                 utility = np.mean([r["utility"] for r in results])
                 if best is None or utility > best[0] + 1e-12:
                     best = (utility, model)
-            if best is not None:
+            if best is None:
+                with pytest.raises(ValueError, match="no choice of the grid"):
+                    select.choose(grid, names, bar=bar)
+                refused += 1
+            else:
                 assert select.choose(grid, names, bar=bar) == best[1], (names, bar)
+                chosen += bar
+    assert refused and chosen, "the random sets should leave some subsets with eligible choices and some without"
 
 
 class CountingReader:
