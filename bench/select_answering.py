@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| set | configuration | " + " | ".join(columns) + " |")
     print("|---|---|" + "---|" * len(columns))
     for name in SETS:
-        for label, key in (("main before the reader", "before"), ("chosen without this set", "held_out"), ("shipped default", "shipped")):
+        for label, key in (("main before the reader", "before"), ("chosen without its family", "held_out"), ("shipped default", "shipped")):
             r = rows[name][key]
             print(f"| {name} | {label} | " + " | ".join(f"{r[c]:.3f}" if c in r else "—" for c in columns) + " |")
     print(f"mean utility over the sets (the objective): {np.mean([rows[n]['shipped']['utility'] for n in SETS]):.4f}")
