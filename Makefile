@@ -17,7 +17,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: install run test build chat eval bench bench-scale train clean
+.PHONY: install run test build chat eval bench bench-scale train learning-curve clean
 
 install: $(STAMP)
 
@@ -54,6 +54,14 @@ bench: install
 # checkpoints beside them (1 h 10 min on 2 otherwise idle cores; docs/reader.md).
 train: install
 	$(BIN)/qa train --data $(TRAIN_DATA) --checkpoints 0.25,0.5
+
+# The learning curve as separate runs: the same recipe on a quarter and on a half of the training questions, each
+# trained to the end (qa/comprehension/model-data0.25, model-data0.5), then all three scored on the test folds
+# (about 1 h on 2 otherwise idle cores, plus `make train`'s weights for the last point; docs/reader.md).
+learning-curve: install
+	$(BIN)/qa train --data $(TRAIN_DATA) --data-fraction 0.25 --out qa/comprehension/model-data0.25
+	$(BIN)/qa train --data $(TRAIN_DATA) --data-fraction 0.5 --out qa/comprehension/model-data0.5
+	$(BIN)/python -m bench.reader_curve --runs --json bench/reader_curve_runs.json
 
 # Milvus Lite against the folder store, --ray against one process (about 30 min on 2 cores).
 bench-scale: install
