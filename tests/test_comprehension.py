@@ -173,6 +173,27 @@ def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_p
     assert str(ROOT) not in json.dumps(config) and ".venv" not in json.dumps(config), "no path of this machine"
 
 
+
+def test_a_reader_trained_with_another_adapter_rank_records_it_and_reads(tmp_path):
+    """`qa train --lora-rank` (the capacity experiment of docs/reader.md): the card and peft's config say the
+    rank, alpha stays twice the rank, and the weights merge, export and read like the shipped ones."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "title": "T", "paragraphs": [GOVERNOR]}) + "\n", encoding="utf-8")
+    rows = [{"qid": str(i), "question": "Who is the governor?", "doc_id": "d", "paragraph_index": 0,
+             "answers": ["Alexander Beglov"], "unanswerable": False} for i in range(4)]
+    (data / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "weights"
+    run = subprocess.run([sys.executable, "-m", "qa.cli", "train", "--data", str(data), "--out", str(out), "--threads", "1",
+                          "--lora-rank", "4"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    card = verify_weights(out)
+    assert (card["recipe"]["lora_rank"], card["recipe"]["lora_alpha"]) == (4, 8)
+    config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert (config["r"], config["lora_alpha"]) == (4, 8)
+    reading = Comprehension(out, cache_dir=tmp_path / "cache").read("Who is the governor?", [GOVERNOR])[0]
+    assert 0.0 <= reading.answerable <= 1.0 and 0 <= reading.start <= reading.end <= len(GOVERNOR)
+
 @pytest.fixture
 def int8_cache(tmp_path, reader):
     """A cache holding a copy of the fp32 export (so no test exports again), where int8 files get made."""
