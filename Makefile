@@ -57,7 +57,8 @@ train: install
 
 # The learning curve as separate runs: the same recipe on a quarter and on a half of the training questions, each
 # trained to the end (qa/comprehension/model-data0.25, model-data0.5), then all three scored on the test folds
-# (about 1 h on 2 otherwise idle cores, plus `make train`'s weights for the last point; docs/reader.md).
+# (about 1 h 20 min on 2 otherwise idle cores: 21 and 42 min of training, then the scoring; the last point is
+# `make train`'s weights; docs/reader.md).
 learning-curve: install
 	$(BIN)/qa train --data $(TRAIN_DATA) --data-fraction 0.25 --out qa/comprehension/model-data0.25
 	$(BIN)/qa train --data $(TRAIN_DATA) --data-fraction 0.5 --out qa/comprehension/model-data0.5

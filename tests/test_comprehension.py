@@ -151,15 +151,22 @@ def test_every_answer_span_lies_inside_its_quote_and_the_quote_in_its_source(bot
         assert answer.to_dict()["citations"][0]["answer_start"] == c.answer_start
 
 
-def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_path):
-    """A few training steps on a tiny SQuAD-style folder: the recipe runs and its card lists every file."""
+def _squad_folder(tmp_path, paragraphs: list[str], questions: list[tuple[str, list[str]]]):
+    """A tiny SQuAD-style training folder: one document, every question about its first paragraph."""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "title": "T", "paragraphs": [GOVERNOR, "Cuba is an island."]}) + "\n", encoding="utf-8")
+    (data / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "title": "T", "paragraphs": paragraphs}) + "\n", encoding="utf-8")
     rows = [{"qid": str(i), "question": q, "doc_id": "d", "paragraph_index": 0, "answers": a, "unanswerable": not a}
-            for i, (q, a) in enumerate([("Who is the governor?", ["Alexander Beglov"]), ("Where did he arrive?", ["St. Petersburg"]),
-                                        ("Who is the mayor of Moscow?", [])] * 8)]
+            for i, (q, a) in enumerate(questions)]
     (data / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return data
+
+
+def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_path):
+    """A few training steps on a tiny SQuAD-style folder: the recipe runs and its card lists every file."""
+    data = _squad_folder(tmp_path, [GOVERNOR, "Cuba is an island."],
+                         [("Who is the governor?", ["Alexander Beglov"]), ("Where did he arrive?", ["St. Petersburg"]),
+                          ("Who is the mayor of Moscow?", [])] * 8)
     out = tmp_path / "weights"
     run = subprocess.run([sys.executable, "-m", "qa.cli", "train", "--data", str(data), "--out", str(out), "--threads", "1"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -173,16 +180,10 @@ def test_the_cli_trains_the_reader_from_a_folder_and_writes_a_checked_card(tmp_p
     assert str(ROOT) not in json.dumps(config) and ".venv" not in json.dumps(config), "no path of this machine"
 
 
-
 def test_a_reader_trained_with_another_adapter_rank_records_it_and_reads(tmp_path):
     """`qa train --lora-rank` (the capacity experiment of docs/reader.md): the card and peft's config say the
     rank, alpha stays twice the rank, and the weights merge, export and read like the shipped ones."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "title": "T", "paragraphs": [GOVERNOR]}) + "\n", encoding="utf-8")
-    rows = [{"qid": str(i), "question": "Who is the governor?", "doc_id": "d", "paragraph_index": 0,
-             "answers": ["Alexander Beglov"], "unanswerable": False} for i in range(4)]
-    (data / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    data = _squad_folder(tmp_path, [GOVERNOR], [("Who is the governor?", ["Alexander Beglov"])] * 4)
     out = tmp_path / "weights"
     run = subprocess.run([sys.executable, "-m", "qa.cli", "train", "--data", str(data), "--out", str(out), "--threads", "1",
                           "--lora-rank", "4"], capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -193,6 +194,7 @@ def test_a_reader_trained_with_another_adapter_rank_records_it_and_reads(tmp_pat
     assert (config["r"], config["lora_alpha"]) == (4, 8)
     reading = Comprehension(out, cache_dir=tmp_path / "cache").read("Who is the governor?", [GOVERNOR])[0]
     assert 0.0 <= reading.answerable <= 1.0 and 0 <= reading.start <= reading.end <= len(GOVERNOR)
+
 
 @pytest.fixture
 def int8_cache(tmp_path, reader):
