@@ -191,73 +191,89 @@ def probabilities(data: dict, model: AnswerModel) -> tuple[np.ndarray, np.ndarra
     return np.where(data["present"], p, -1.0), blocked
 
 
-def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerModel) -> dict:
+def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerModel, memo: dict | None = None) -> dict:
     """What the answerer (`Answerer.answer`) would do with every question of a set, and how often it is right.
 
     Args:
         probs: `probabilities()`: each candidate's confidence (-1 where there is none), and whether its quote
             fails a check.
         model: the thresholds and rules (answer_at, suggest_at, closeness, rerank, pass_over, lone).
+        memo: a dict kept between calls with the same `data` and `probs` (`Grid` weighs some three hundred
+            choices on each): the parts that depend on them and on one rule at most (which candidate answers
+            and its runner-up, by `rerank`; the suggestions, by `suggest_at`) are computed once and kept in it.
     """
+    memo = {} if memo is None else memo
     ranked, blocked = probs
-    right, gold, present = data["right"], data["gold"], data["present"]
+    right, gold, present, group = data["right"], data["gold"], data["present"], data["group"]
     n, width = ranked.shape
     rows = np.arange(n)
-    passing = present & ~blocked
-    if model.rerank:  # the most confident candidate whose quote passes the checks (the most confident if none)
-        at = np.where(passing.any(axis=1), np.where(passing, ranked, -2.0).argmax(axis=1), ranked.argmax(axis=1))
-    else:  # retrieval's first, or the first passing of the next `pass_over` when it fails a check
-        at = np.zeros(n, dtype=np.int64)
-        for i in range(min(model.pass_over, width - 1), 0, -1):
-            at = np.where(passing[:, i], i, at)
-        at = np.where(passing[:, 0], 0, at)
-    best = ranked[rows, at]
-    read = data["x"][..., FEATURES.index("read")].astype(np.float64)
-    score = data["x"][..., FEATURES.index("score")].astype(np.float64)
-    group = data["group"]
-    # The runner-up: the first candidate after the answering one that says something else (`answering.says`).
-    nxt = np.full(n, width)
-    for r in range(width - 1, 0, -1):
-        nxt = np.where((r > at) & present[:, r] & (group[:, r] != group[rows, at]), r, nxt)
-    rival = nxt < width
-    nxt = np.minimum(nxt, width - 1)
-    told_apart = (read[rows, at] >= model.answer_at) & (read[rows, nxt] < model.answer_at)  # the reader accepts only the first
-    close = ((model.closeness > 0) & rival & ~told_apart
-             & (score[rows, nxt] >= score[rows, at] - model.closeness))
-    answered = (best >= model.answer_at) & ~close & ~blocked[rows, at]
+    if "read" not in memo:
+        memo["read"] = data["x"][..., FEATURES.index("read")].astype(np.float64)
+        memo["score"] = data["x"][..., FEATURES.index("score")].astype(np.float64)
+        memo["order"] = order = np.argsort(-ranked, axis=1, kind="stable")  # suggestions: most confident first
+        memo["gold_top3"] = gold[rows[:, None], order[:, :3]]
+    read, score, order = memo["read"], memo["score"], memo["order"]
+    picked = ("answering", model.rerank, model.pass_over)
+    if picked not in memo:
+        passing = present & ~blocked
+        if model.rerank:  # the most confident candidate whose quote passes the checks (the most confident if none)
+            at = np.where(passing.any(axis=1), np.where(passing, ranked, -2.0).argmax(axis=1), ranked.argmax(axis=1))
+        else:  # retrieval's first, or the first passing of the next `pass_over` when it fails a check
+            at = np.zeros(n, dtype=np.int64)
+            for i in range(min(model.pass_over, width - 1), 0, -1):
+                at = np.where(passing[:, i], i, at)
+            at = np.where(passing[:, 0], 0, at)
+        # The runner-up: the first candidate after the answering one that says something else (`answering.says`).
+        nxt = np.full(n, width)
+        for r in range(width - 1, 0, -1):
+            nxt = np.where((r > at) & present[:, r] & (group[:, r] != group[rows, at]), r, nxt)
+        rival = nxt < width
+        nxt = np.minimum(nxt, width - 1)
+        memo[picked] = (passing, at, ranked[rows, at], rival, score[rows, at], score[rows, nxt],
+                        read[rows, at], read[rows, nxt], blocked[rows, at])
+    passing, at, best, rival, score_at, score_next, read_at, read_next, blocked_at = memo[picked]
+    told_apart = (read_at >= model.answer_at) & (read_next < model.answer_at)  # the reader accepts only the first
+    close = (model.closeness > 0) & rival & ~told_apart & (score_next >= score_at - model.closeness)
+    answered = (best >= model.answer_at) & ~close & ~blocked_at
     suggest_at = min(model.suggest_at, model.answer_at)
-    offered = ranked >= suggest_at
-    order = np.argsort(-ranked, axis=1, kind="stable")  # suggestions: most confident first ...
-    seen = np.zeros((n, int(group.max()) + 1), dtype=bool)
-    for j in range(width):  # ... one of the candidates that say the same, the most confident
-        c = order[:, j]
-        offered[rows, c] &= ~seen[rows, group[rows, c]]
-        seen[rows, group[rows, c]] |= offered[rows, c]
-    lone = ~answered & (best >= suggest_at) & (offered.sum(axis=1) == 1)
-    lone_at = offered.argmax(axis=1)
+    if ("offered", suggest_at) not in memo:
+        offered = ranked >= suggest_at
+        seen = np.zeros((n, int(group.max()) + 1), dtype=bool)
+        for j in range(width):  # ... one of the candidates that say the same, the most confident
+            c = order[:, j]
+            offered[rows, c] &= ~seen[rows, group[rows, c]]
+            seen[rows, group[rows, c]] |= offered[rows, c]
+        shown = offered[rows[:, None], order[:, :3]]  # the three most confident are shown
+        memo["offered", suggest_at] = (offered.sum(axis=1) == 1, offered.argmax(axis=1), (shown & memo["gold_top3"]).any(axis=1))
+    single, lone_at, offered_gold = memo["offered", suggest_at]
+    lone = ~answered & (best >= suggest_at) & single
     if model.lone == "answer":  # a single suggestion is answered when its quote passes the checks
         take = lone & passing[rows, lone_at]
         answered, at = answered | take, np.where(take, lone_at, at)
     suggested = ~answered & (best >= suggest_at) & (~lone if model.lone != "suggest" else True)
-    top3 = order[:, :3]
-    shown = offered[rows[:, None], top3] & suggested[:, None]
-    suggest_right = (shown & gold[rows[:, None], top3]).any(axis=1)
+    suggest_right = suggested & offered_gold  # a right candidate among the three suggestions shown
     gold_at, right_at = gold[rows, at], right[rows, at]
     role = data["role"]
-    ans = role == 0
+    if "roles" not in memo:  # answerable (0), out-of-scope (1) and unanswerable (2) questions, and how many
+        memo["roles"] = [(role == r, int((role == r).sum())) for r in (0, 1, 2)]
+    (ans, n_ans), (out_of_scope, n_out), (unanswerable, n_unanswerable) = memo["roles"]
+
+    def share(mask: np.ndarray, of: np.ndarray, size: int) -> float:
+        return np.count_nonzero(mask & of) / size if size else float("nan")
+
     out = {
-        "answered_right": float((answered & gold_at)[ans].mean()),
-        "answered_wrong": float((answered & ~gold_at)[ans].mean()),
-        "suggested_right": float((suggested & suggest_right)[ans].mean()),
-        "abstained_out_of_scope": float((~answered & ~suggested)[role == 1].mean()),
-        "not_answered_out_of_scope": float((~answered)[role == 1].mean()),
-        "recall@1": float(gold[:, 0][ans].mean()),
+        "answered_right": share(answered & gold_at, ans, n_ans),
+        "answered_wrong": share(answered & ~gold_at, ans, n_ans),
+        "suggested_right": share(suggest_right, ans, n_ans),
+        "abstained_out_of_scope": share(~answered & ~suggested, out_of_scope, n_out),
+        "not_answered_out_of_scope": share(~answered, out_of_scope, n_out),
+        "recall@1": share(gold[:, 0], ans, n_ans),
     }
     if data["article"]:
-        out["answer_hit"] = float((answered & right_at)[ans].mean())
-    if (role == 2).any():
-        out["answered_answerable"] = float(answered[ans].mean())
-        out["abstained_unanswerable"] = float((~answered)[role == 2].mean())
+        out["answer_hit"] = share(answered & right_at, ans, n_ans)
+    if n_unanswerable:
+        out["answered_answerable"] = share(answered, ans, n_ans)
+        out["abstained_unanswerable"] = share(~answered, unanswerable, n_unanswerable)
         out["balanced_accuracy"] = (out["answered_answerable"] + out["abstained_unanswerable"]) / 2
     utility = np.where(
         role == 0,
@@ -265,7 +281,7 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
         np.where(answered, WRONG, np.where(suggested, SUGGEST_WRONG, 0.0)),
     )
     # Answerable and unanswerable questions weigh alike, and out-of-scope ones as much as in-scope ones.
-    groups = [utility[role == r].mean() for r in (0, 1, 2) if (role == r).any()]
+    groups = [utility[mask].mean() for mask, size in memo["roles"] if size]
     out["utility"] = float(np.mean(groups))
     return out
 
@@ -305,6 +321,7 @@ class Grid:
             base = AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match, read_paragraph=read_paragraph,
                                read_faq=read_faq, reader_exempts_faq=exempts)
             probs = {name: probabilities(data, base) for name, data in sets.items()}
+            memos: dict[str, dict] = {name: {} for name in sets}  # `outcomes`' parts shared by this base's choices
             for answer_at, suggest_at, closeness, rerank, lone in itertools.product(
                     ANSWER_AT, SUGGEST_AT, CLOSENESS, RERANK, LONE):
                 if suggest_at > answer_at:
@@ -313,7 +330,7 @@ class Grid:
                                             closeness=float(closeness), rerank=rerank, lone=lone)
                 self.models.append(model)
                 for name, data in sets.items():
-                    r = outcomes(data, probs[name], model)
+                    r = outcomes(data, probs[name], model, memos[name])
                     measured[name].append((r["utility"], r["answered_wrong"], r["abstained_out_of_scope"]))
         columns = {name: np.array(rows) for name, rows in measured.items()}
         self.utility = {name: c[:, 0] for name, c in columns.items()}

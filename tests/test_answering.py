@@ -507,6 +507,34 @@ def test_the_selection_simulates_the_same_question_rule_as_the_answerer_applies_
     assert result["answered_right"] == 0.5 and result["suggested_right"] == 0.5
 
 
+def test_the_selection_weighs_each_choice_alike_whether_or_not_it_reuses_what_earlier_choices_computed():
+    """`outcomes` keeps what depends on fewer rules than the whole choice in a memo (`Grid` weighs hundreds of
+    choices on the same confidences): every choice must come out as it does computed alone."""
+    import itertools
+
+    import numpy as np
+
+    from bench.select_answering import outcomes, probabilities
+
+    rng = np.random.default_rng(2)
+    x = rng.random((80, 3, len(FEATURES))).astype(np.float32)
+    for feature in ("is_faq", "unseen_focus", "kind_missing", "kind_differs", "details_missing", "asked_unseen"):
+        x[..., FEATURES.index(feature)] = rng.random((80, 3)) < 0.4
+    gold = rng.random((80, 3)) < 0.5
+    data = {"x": x, "present": rng.random((80, 3)) < 0.9, "gold": gold, "right": gold & (rng.random((80, 3)) < 0.8),
+            "role": rng.integers(0, 3, 80).astype(np.int8), "article": np.array(True),
+            "group": rng.integers(0, 2, (80, 3)).astype(np.int8)}
+    base = dataclasses.replace(default_model(), checks=CHECKS, read_paragraph=0.5, read_faq=0.5)
+    probs, memo, compared = probabilities(data, base), {}, 0
+    for answer_at, suggest_at, closeness, rerank, lone in itertools.product(
+            (0.3, 0.5, 0.7), (0.2, 0.4), (0.0, 0.05), (False, True), ("answer", "abstain", "suggest")):
+        model = dataclasses.replace(base, answer_at=answer_at, suggest_at=suggest_at, closeness=closeness,
+                                    rerank=rerank, lone=lone)
+        assert outcomes(data, probs, model, memo) == outcomes(data, probs, model), model
+        compared += 1
+    assert compared == 72 and len(memo) > 3
+
+
 def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_held_in_sets_would(monkeypatch):
     """bench.select_answering's `Grid` measures every choice once; `choose` must pick, for any subset of the sets,
     the choice a model-by-model search over those sets picks: the best mean utility among the choices inside
