@@ -191,6 +191,11 @@ def probabilities(data: dict, model: AnswerModel) -> tuple[np.ndarray, np.ndarra
     return np.where(data["present"], p, -1.0), blocked
 
 
+def _share(mask: np.ndarray, of: np.ndarray, size: int) -> float:
+    """The share of the `size` questions in `of` that `mask` holds (nan when there are none)."""
+    return np.count_nonzero(mask & of) / size if size else float("nan")
+
+
 def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerModel, memo: dict | None = None) -> dict:
     """What the answerer (`Answerer.answer`) would do with every question of a set, and how often it is right.
 
@@ -258,22 +263,19 @@ def outcomes(data: dict, probs: tuple[np.ndarray, np.ndarray], model: AnswerMode
         memo["roles"] = [(role == r, int((role == r).sum())) for r in (0, 1, 2)]
     (ans, n_ans), (out_of_scope, n_out), (unanswerable, n_unanswerable) = memo["roles"]
 
-    def share(mask: np.ndarray, of: np.ndarray, size: int) -> float:
-        return np.count_nonzero(mask & of) / size if size else float("nan")
-
     out = {
-        "answered_right": share(answered & gold_at, ans, n_ans),
-        "answered_wrong": share(answered & ~gold_at, ans, n_ans),
-        "suggested_right": share(suggest_right, ans, n_ans),
-        "abstained_out_of_scope": share(~answered & ~suggested, out_of_scope, n_out),
-        "not_answered_out_of_scope": share(~answered, out_of_scope, n_out),
-        "recall@1": share(gold[:, 0], ans, n_ans),
+        "answered_right": _share(answered & gold_at, ans, n_ans),
+        "answered_wrong": _share(answered & ~gold_at, ans, n_ans),
+        "suggested_right": _share(suggest_right, ans, n_ans),
+        "abstained_out_of_scope": _share(~answered & ~suggested, out_of_scope, n_out),
+        "not_answered_out_of_scope": _share(~answered, out_of_scope, n_out),
+        "recall@1": _share(gold[:, 0], ans, n_ans),
     }
     if data["article"]:
-        out["answer_hit"] = share(answered & right_at, ans, n_ans)
+        out["answer_hit"] = _share(answered & right_at, ans, n_ans)
     if n_unanswerable:
-        out["answered_answerable"] = share(answered, ans, n_ans)
-        out["abstained_unanswerable"] = share(~answered, unanswerable, n_unanswerable)
+        out["answered_answerable"] = _share(answered, ans, n_ans)
+        out["abstained_unanswerable"] = _share(~answered, unanswerable, n_unanswerable)
         out["balanced_accuracy"] = (out["answered_answerable"] + out["abstained_unanswerable"]) / 2
     utility = np.where(
         role == 0,
