@@ -16,10 +16,11 @@ the documents do not.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .answerability import AnswerModel, Candidate, candidate_features, default_model
+from .answerability import AnswerModel, Candidate, candidate_features, default_model, missing_details
 from .comprehension import Comprehension, Reading
 from .questions import holds_kind, question_kind
 from .lexical import analyze, coverage, fold
@@ -146,15 +147,31 @@ def first_sentence(passage: Passage) -> str:
     return passage.text
 
 
-def reader_text(passage: Passage) -> tuple[str, int]:
+def reader_text(passage: Passage, frame: str = "") -> tuple[str, int]:
     """What the reader reads of a passage, and where the passage's text starts in it.
 
     An FAQ pair is read as its question followed by its answer: the question says what the
-    answer is about, as a paragraph's own words do.
+    answer is about, as a paragraph's own words do. A paragraph is read after `frame` when one
+    is given (`framing`).
     """
     if passage.kind == "faq" and passage.question:
         return f"{passage.question}\n{passage.text}", len(passage.question) + 1
+    if frame:
+        return f"{frame}\n{passage.text}", len(frame) + 1
     return passage.text, 0
+
+
+def framing(question: str, passage: Passage, evidence: Evidence) -> str:
+    """The frame the reader reads a paragraph after: its document's title and first sentence
+    (`Evidence.frame`) when they state a name or number the question asks about and the paragraph
+    does not ("What did the *Cuban* leader lay?" against "the leader laid a floral tribute"), as a
+    reader of the article knows whose leader it is; otherwise nothing."""
+    if passage.kind != "paragraph" or not evidence.frame:
+        return ""
+    missing = missing_details(question, passage.text)
+    if not missing or not missing - missing_details(question, evidence.frame):
+        return ""
+    return evidence.frame
 
 
 def sentences_around(passage: Passage, start: int, end: int) -> tuple[int, int]:
@@ -182,11 +199,30 @@ class Answerer:
         self.settings = settings or AnswerSettings()
         self.reader = reader
 
-    def read(self, question: str, passages: list[Passage]) -> list[Reading | None]:
-        """The reader's reading of each passage (None for each when there is no reader)."""
+    def read(self, question: str, passages: list[Passage], frames: list[str] | None = None) -> list[Reading | None]:
+        """The reader's reading of each passage, after its frame when it has one (`framing`); None for each when
+        there is no reader.
+
+        A framed reading whose answer words are in the frame says the answer is in the frame's paragraph, not
+        this one: the passage is read again alone, and that reading stands.
+        """
         if self.reader is None or not passages:
             return [None] * len(passages)
-        return self.reader.read(question, [reader_text(p)[0] for p in passages])
+        frames = frames or [""] * len(passages)
+        readings = self.reader.read(question, [reader_text(p, f)[0] for p, f in zip(passages, frames)])
+        again = [i for i, (p, f, r) in enumerate(zip(passages, frames, readings))
+                 if f and r.start < reader_text(p, f)[1]]
+        for i, reading in zip(again, self.reader.read(question, [passages[i].text for i in again]) if again else ()):
+            readings[i], frames[i] = reading, ""
+        return [self._unframed(r, p, f) for r, p, f in zip(readings, passages, frames)]
+
+    @staticmethod
+    def _unframed(reading: Reading, passage: Passage, frame: str) -> Reading:
+        """A framed reading with its span's offsets in `reader_text(passage)` (as if read without the frame)."""
+        if not frame:
+            return reading
+        shift = reader_text(passage, frame)[1] - reader_text(passage)[1]
+        return dataclasses.replace(reading, start=reading.start - shift, end=reading.end - shift)
 
     def reader_span(self, passage: Passage, reading: Reading | None) -> tuple[int, int] | None:
         """Source offsets of the reader's answer words in `passage`'s text, or None (not in the text)."""
@@ -245,7 +281,9 @@ class Answerer:
         kind = question_kind(question)
         model = self.settings.model
         results = results[: self.settings.candidates]
-        readings = self.read(read_as or question, [hit.passage for hit, _ in results])
+        asked = read_as or question
+        readings = self.read(asked, [hit.passage for hit, _ in results],
+                             [framing(asked, hit.passage, evidence) for hit, evidence in results])
         scored = []
         for (hit, evidence), reading in zip(results, readings):
             passage = hit.passage

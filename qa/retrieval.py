@@ -16,7 +16,7 @@ import numpy as np
 from .keys import FIELD_ALTERNATE, FIELD_ENTRY, FIELD_QUESTION, FIELD_SENTENCE, FIELD_TEXT
 from .lexical import analyze, term_weights, unseen, unseen_idf
 from .stores import Index
-from .types import Hit
+from .types import Hit, Passage
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class Evidence:
     asked_cosine: float = -1.0  # best with the FAQ question or an alternate (-1 for a paragraph)
     unseen_terms: frozenset[str] = frozenset()  # the question's terms that no passage holds
     context: str = ""  # what frames the passage in its document: the title and the first paragraph
+    frame: str = ""  # the title and the first sentence of that paragraph (empty for the first paragraph itself)
 
 
 def dense_score(f: Features, s: RetrievalSettings) -> np.ndarray:
@@ -126,15 +127,32 @@ class Retriever:
         # A question term that no passage contains is as rare as a term can be: it counts against coverage.
         self.unseen_idf = unseen_idf(len(index.passages))
         self._vocabulary: list[str] | None = None
-        self._ledes: dict[str, str] | None = None  # a document's first paragraph, by path (`context`)
+        self._ledes: dict[str, Passage] | None = None  # a document's first paragraph, by path (`context`)
 
     def context(self, row: int) -> str:
         """What frames passage `row` in its document: the document's title and its first paragraph (the lede
         of an article says whose visit, where, when; the paragraphs after it say "the leader", "the city")."""
-        if self._ledes is None:
-            self._ledes = {p.path: p.text for p in self.index.passages if p.kind == "paragraph" and p.position == 0}
         passage = self.index.passages[row]
-        return f"{passage.title}\n{self._ledes.get(passage.path, '')}"
+        lede = self._lede(passage)
+        return f"{passage.title}\n{lede.text if lede else ''}"
+
+    def frame(self, row: int) -> str:
+        """The shortest frame of a later paragraph: its document's title and the first sentence of the first
+        paragraph, which names whose visit and where ("The Cuban leader, Miguel Díaz-Canel, ... in St.
+        Petersburg"). Empty for an FAQ pair and for the first paragraph itself."""
+        passage = self.index.passages[row]
+        lede = self._lede(passage)
+        if passage.kind != "paragraph" or lede is None or lede.id == passage.id:
+            return ""
+        first = lede.sentences[0] if lede.sentences else None
+        sentence = lede.text[first.start - lede.start:first.end - lede.start] if first else lede.text
+        return f"{passage.title}\n{sentence}"
+
+    def _lede(self, passage: Passage) -> Passage | None:
+        """The first paragraph of `passage`'s document."""
+        if self._ledes is None:
+            self._ledes = {p.path: p for p in self.index.passages if p.kind == "paragraph" and p.position == 0}
+        return self._ledes.get(passage.path)
 
     def key_rows(self, row: int) -> np.ndarray:
         """The key rows (rows of `index.keys` and of the vector index) of passage `row`."""
@@ -264,7 +282,7 @@ class Retriever:
                 Hit(self.index.passages[int(f.rows[i])], float(scores[i]), rank),
                 Evidence(int(f.rows[i]), float(scores[i]), float(dense[i]), float(f.bm25[i]), float(f.coverage[i]),
                          self._sentence_cosines(*f.keys_of(int(i))), weights, float(f.text[i]), float(f.asked[i]), unseen,
-                         self.context(int(f.rows[i]))),
+                         self.context(int(f.rows[i])), self.frame(int(f.rows[i]))),
             )
             for rank, i in enumerate(order)
         ]

@@ -218,6 +218,86 @@ def test_the_retriever_gives_each_passage_the_title_and_lede_of_its_document(bot
             assert title == hit.passage.title and lede.startswith("The Cuban leader, Miguel Díaz-Canel Bermúdez")
 
 
+def test_the_retriever_frames_a_later_paragraph_with_its_title_and_first_sentence(bot):
+    question = "What did the leader lay at the monument?"
+    frames = {hit.passage.position: evidence.frame
+              for hit, evidence in bot.retriever.search(question, bot.embedder.encode([question])[0], 19)
+              if hit.passage.kind == "paragraph"}
+    assert frames[0] == ""  # the first paragraph frames the others; nothing frames it
+    lede = ARTICLE.read_text(encoding="utf-8").splitlines()[0]
+    first = next(p for p in bot.passages if p.kind == "paragraph" and p.position == 0)
+    assert first.text == lede and len(first.sentences) == 1  # the premise: the lede is one sentence, its first
+    assert {f for p, f in frames.items() if p} == {f"Diaz Canel Russia Visit\n{lede}"}
+
+
+def test_a_frame_is_the_title_and_the_first_sentence_of_the_first_paragraph_only(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "plant.md").write_text(
+        "# Acme plant\n\nAcme Corp opened a bicycle plant in Dayton, Ohio, in March. It employs 300 people and runs "
+        "two shifts.\n\nThe plant makes 40,000 frames a year for the company's road and gravel bikes.\n",
+        encoding="utf-8")
+    bot = Bot.build([folder], tmp_path / "index", embedder=embedder)
+    question = "How many frames does the Dayton plant make?"
+    (later,) = [e.frame for hit, e in bot.retriever.search(question, bot.embedder.encode([question])[0], 5)
+                if hit.passage.position == 1]
+    assert later == "Acme plant\nAcme Corp opened a bicycle plant in Dayton, Ohio, in March."
+
+
+@pytest.mark.parametrize("question, framed", [
+    ("What did the Cuban leader lay at the monument?", True),  # "Cuban" is the lede's, not paragraph 3's
+    ("What did the leader lay at the monument?", False),  # nothing asked that paragraph 3 does not say
+    ("What did the Venezuelan leader lay at the monument?", False),  # the lede does not say it either
+    ("What did the Cuban leader lay at the monument in 2023?", True),  # the lede gives one of the two
+])
+def test_a_paragraph_is_read_after_its_frame_when_the_frame_names_what_the_question_asks_about(question, framed):
+    from qa.answering import framing
+    from qa.retrieval import Evidence
+    from qa.types import Passage
+
+    article = ARTICLE.read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(article) if "floral tribute" in text)
+    paragraph = Passage("a:p3", "paragraph", article[line], "Diaz Canel Russia Visit", "a.txt", 0, len(article[line]),
+                        position=2)
+    frame = f"Diaz Canel Russia Visit\n{article[0]}"
+    evidence = Evidence(0, 0.7, 0.7, 0.0, 0.8, {}, {}, frame=frame)
+    assert framing(question, paragraph, evidence) == (frame if framed else "")
+    faq = dataclasses.replace(paragraph, kind="faq", question="What was laid?")
+    assert framing(question, faq, evidence) == ""  # an FAQ pair is read as its question and answer
+    assert framing(question, paragraph, dataclasses.replace(evidence, frame="")) == ""  # the first paragraph
+
+
+def test_a_framed_reading_whose_answer_is_in_the_frame_gives_way_to_reading_the_paragraph_alone(bot):
+    """Read after the lede, paragraph 5 finds its answer words in the lede: the lede's paragraph answers, not
+    paragraph 5, whose own reading stands. Paragraph 3, read after it, finds them in its own words ("floral
+    tribute"), and its reading stands with the span's offsets in the paragraph's text."""
+    from qa.answering import Answerer, framing
+
+    question = "What did the Cuban leader lay at the monument?"
+    results = bot.retriever.search(question, bot.embedder.encode([question])[0], 5)
+    by_label = {hit.passage.label: (hit.passage, evidence) for hit, evidence in results}
+    answerer: Answerer = bot.answerer
+    reader = answerer.reader
+    p3, e3 = by_label["paragraph 3"]
+    p5, e5 = by_label["paragraph 5"]
+    f3, f5 = framing(question, p3, e3), framing(question, p5, e5)
+    assert f3 and f5  # both are framed: neither says "Cuban"
+    framed5 = reader.read(question, [f"{f5}\n{p5.text}"])[0]
+    assert framed5.start < len(f5)  # the premise: its answer words are in the frame
+    alone3, alone5 = reader.read(question, [p3.text, p5.text])
+    got3, got5 = answerer.read(question, [p3, p5], [f3, f5])
+    assert got5 == alone5
+    assert got3.answerable > 0.8 > 0.1 > alone3.answerable  # the lede says whose leader: now it reads as answering
+    assert p3.text[got3.start:got3.end] == "floral tribute"
+
+
+def test_the_issues_example_is_answered_with_the_readers_words_highlighted(bot):
+    answer = bot.ask("What did the Cuban leader lay at the monument?")
+    assert answer.outcome == "answered", (answer.outcome, [s.label for s in answer.suggestions])
+    (citation,) = answer.citations
+    assert citation.label == "paragraph 3" and citation.answer_span == "floral tribute"
+
+
 def test_the_shipped_model_is_the_one_the_selection_script_wrote():
     model = default_model()
     record = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
@@ -581,19 +661,37 @@ def test_the_selection_chooses_from_its_grid_what_measuring_each_choice_on_the_h
                 chosen += bar
     assert refused and chosen, "the random sets should leave some subsets with eligible choices and some without"
 
+    # The shipped choice stays when it is within MIN_GAIN of the best, and only then.
+    names = ["a", "b", "c"]
+    best = select.choose(grid, names, bar=False)
+    utility = np.mean([grid.utility[n] for n in names], axis=0)
+    top = utility.max()
+    monkeypatch.setattr(select, "MIN_GAIN", (top - np.sort(utility)[-10]) / 2)  # random sets' gaps are wider
+    near = [m for m, u in zip(grid.models, utility) if m != best and top - select.MIN_GAIN <= u]
+    far = [m for m, u in zip(grid.models, utility) if u < top - select.MIN_GAIN]
+    assert near and far, "the random sets should hold choices on both sides of MIN_GAIN"
+    assert all(select.choose(grid, names, bar=False, keep=m) == m for m in near)
+    assert all(select.choose(grid, names, bar=False, keep=m) == best for m in far)
+    assert select.choose(grid, names, bar=False, keep=dataclasses.replace(best, center=0.1)) == best  # not in the grid
+
 
 class CountingReader:
-    """The real reader, counting the texts it is given to read."""
+    """The real reader, counting the passages it is given to read: a paragraph read again alone, after its reading
+    behind its document's frame found the answer words in the frame (`Answerer.read`), counts once."""
 
     def __init__(self, reader):
         self.reader, self.texts = reader, 0
+        self.question, self.seen = None, []
 
     def warm_up(self) -> "CountingReader":
         self.reader.warm_up()
         return self
 
     def read(self, question: str, texts: list[str]) -> list:
-        self.texts += len(texts)
+        if question != self.question:
+            self.question, self.seen = question, []
+        self.texts += sum(not any(seen.endswith("\n" + text) for seen in self.seen) for text in texts)
+        self.seen += texts
         return self.reader.read(question, texts)
 
 
