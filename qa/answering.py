@@ -208,7 +208,7 @@ class Answerer:
         """
         if self.reader is None or not passages:
             return [None] * len(passages)
-        frames = frames or [""] * len(passages)
+        frames = list(frames or [""] * len(passages))  # the caller's list stays as it was
         readings = self.reader.read(question, [reader_text(p, f)[0] for p, f in zip(passages, frames)])
         again = [i for i, (p, f, r) in enumerate(zip(passages, frames, readings))
                  if f and r.start < reader_text(p, f)[1]]
