@@ -19,7 +19,8 @@ and is cut when the quote fails a check a careful reader would make:
   passage is about another place, year or person, however close it reads.
   What frames the passage counts as the passage's own: its document's title
   and first paragraph ("the leader" of a later paragraph is the lede's "Cuban
-  leader").
+  leader"). A name is held in another form too ("Catholic" by "Catholics", a
+  misspelt "Maastrich" by "Maastricht"); a number only as stated.
 
 An FAQ pair whose question is nearly the user's own (`faq_match`) and asks the
 same kind of thing (who, when, how many...) is exempt from the first two checks:
@@ -50,7 +51,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .lexical import analyze, coverage, misspelt
+from .lexical import analyze, coverage, misspelt, unseen
 from .questions import FRAME_WORDS, asked_for, holds_kind, is_negated, names, question_kind, words
 
 MODEL_FILE = Path(__file__).with_name("answer_model.json")
@@ -118,8 +119,23 @@ def _bare_words(text: str) -> frozenset[str]:
 
 
 def missing_details(question: str, text: str) -> frozenset[str]:
-    """The names and numbers `question` states (`details`) that `text` nowhere holds."""
-    return details(question) - _bare_words(text)
+    """The names and numbers `question` states (`details`) that `text` nowhere holds.
+
+    A name is held in another form as a careful reader would read it: inflected ("Catholic" of "Catholics"),
+    joined by another dash ("Cretaceous-Paleogene" of "Cretaceous–Paleogene"), or misspelt by one or two typing
+    slips, as `lexical.unseen` forgives them ("Maastrich" of "Maastricht", "Bedigo" of "Bendigo"; a word of
+    five letters or more that English does not know). A number only as stated: 2024 is not 2025.
+    """
+    stated = details(question) - _bare_words(text)
+    return frozenset(d for d in stated if not _held_as_form(d, text))
+
+
+def _held_as_form(detail: str, text: str) -> bool:
+    """Whether a name `text` does not hold as written is there in another form (`missing_details`)."""
+    if any(c.isdigit() for c in detail):
+        return False
+    terms = analyze(detail)
+    return bool(terms) and not unseen(detail, _terms(text))  # a name of stopwords alone ("US") only as written
 
 
 def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> bool:
