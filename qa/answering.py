@@ -63,7 +63,7 @@ class AnswerSettings:
 
 def quote(passage: Passage, start: int, end: int) -> str:
     """The exact source text between two source offsets of `passage`."""
-    return passage.text[start - passage.start : end - passage.start]
+    return passage.text_at(start, end)
 
 
 def check_citation(passage: Passage, citation: Citation) -> None:

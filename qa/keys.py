@@ -26,7 +26,7 @@ def passage_keys(passage: Passage) -> list[tuple[int, int, str]]:
     keys.append((FIELD_TEXT, -1, passage.text))
     if len(passage.sentences) > 1:
         for i, span in enumerate(passage.sentences):
-            keys.append((FIELD_SENTENCE, i, passage.text[span.start - passage.start : span.end - passage.start]))
+            keys.append((FIELD_SENTENCE, i, passage.text_at(span.start, span.end)))
     return keys
 
 

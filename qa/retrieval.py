@@ -128,6 +128,7 @@ class Retriever:
         self.unseen_idf = unseen_idf(len(index.passages))
         self._vocabulary: list[str] | None = None
         self._ledes: dict[str, Passage] | None = None  # a document's first paragraph, by path (`context`)
+        self._frames: dict[str, str] = {}  # a document's frame, by path (`frame`)
 
     def context(self, row: int) -> str:
         """What frames passage `row` in its document: the document's title and its first paragraph (the lede
@@ -144,9 +145,10 @@ class Retriever:
         lede = self._lede(passage)
         if passage.kind != "paragraph" or lede is None or lede.id == passage.id:
             return ""
-        first = lede.sentences[0] if lede.sentences else None
-        sentence = lede.text[first.start - lede.start:first.end - lede.start] if first else lede.text
-        return f"{passage.title}\n{sentence}"
+        if passage.path not in self._frames:  # one a document, made when first asked for
+            sentence = lede.text_at(lede.sentences[0].start, lede.sentences[0].end) if lede.sentences else lede.text
+            self._frames[passage.path] = f"{passage.title}\n{sentence}"
+        return self._frames[passage.path]
 
     def _lede(self, passage: Passage) -> Passage | None:
         """The first paragraph of `passage`'s document."""

@@ -53,6 +53,10 @@ class Passage:
     page: int | None = None  # 1-based page of a PDF passage; None for other formats
     follow_ups: tuple[str, ...] = ()
 
+    def text_at(self, start: int, end: int) -> str:
+        """The exact source text between two source offsets inside this passage."""
+        return self.text[start - self.start : end - self.start]
+
     @property
     def label(self) -> str:
         """A short human name: the FAQ question, or 'paragraph N' (1-based)."""
