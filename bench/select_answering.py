@@ -12,7 +12,8 @@
    holds a gold answer.
 2. Confidence is qa/answerability.py's: the reader's probability blended with retrieval's match (one weight
    for paragraphs, one for FAQ pairs), cut for each check its quote fails. The blend, the checks, the
-   reader's probability that exempts an FAQ pair from them, the thresholds (answer, suggest), the closeness
+   reader's probability that exempts an FAQ pair from them, the share of a question's topic words that no
+   document uses from which the first check fails, the thresholds (answer, suggest), the closeness
    rule, whether the most confident candidate answers instead of retrieval's first, and what a lone
    suggestion becomes are chosen on a grid (each choice measured once on every set) to maximise the mean over
    sets of a utility that rewards a right answer as much as it punishes a wrong one: +1 for a right answer,
@@ -187,7 +188,7 @@ def probabilities(data: dict, model: AnswerModel) -> tuple[np.ndarray, np.ndarra
     exempt = faq & (f["quote_cosine"] >= model.faq_match) & (f["kind_differs"] < 0.5)
     if model.reader_exempts_faq is not None:  # `AnswerModel.exempt`
         exempt |= faq & (f["read"] >= model.reader_exempts_faq) & (f["asked_unseen"] < 0.5)
-    failed = sum(((f[name] >= 0.5) & (~exempt | (name in NEVER_WAIVED))).astype(np.float64) for name in model.checks) \
+    failed = sum((model.fails(name, f[name]) & (~exempt | (name in NEVER_WAIVED))).astype(np.float64) for name in model.checks) \
         if model.checks else np.zeros_like(base)
     p = base * model.failed_check ** failed
     blocked = failed > 0  # a quote that fails a check is never an answer
@@ -297,6 +298,7 @@ FAQ_MATCH = (0.8, 0.85, 0.9)  # an FAQ whose question is this close to the user'
 READ_PARAGRAPH = (0.0, 0.25, 0.5, 0.75, 1.0)  # the reader's weight in a paragraph's confidence
 READ_FAQ = (0.0, 0.25, 0.5, 0.75)  # ... in an FAQ pair's
 READER_EXEMPTS_FAQ = (None, 0.2, 0.35, 0.5)  # an FAQ pair the reader reads this likely to answer is exempt (None: none)
+UNSEEN_SHARE = (0.0, 0.2, 0.25, 0.3333)  # the unseen_focus check fails from this share of unseen topic words (0: any)
 RERANK = (False, True)
 LONE = ("answer", "abstain")
 
@@ -323,12 +325,14 @@ class Grid:
     def __init__(self, sets: dict[str, dict], faq_matches: tuple[float, ...] = FAQ_MATCH):
         self.models: list[AnswerModel] = []
         measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sets}
-        for checks, factor, faq_match, read_paragraph, read_faq, exempts in itertools.product(
-                CHECK_SETS, FAILED_CHECK, faq_matches, READ_PARAGRAPH, READ_FAQ, READER_EXEMPTS_FAQ):
+        for checks, factor, faq_match, read_paragraph, read_faq, exempts, unseen_share in itertools.product(
+                CHECK_SETS, FAILED_CHECK, faq_matches, READ_PARAGRAPH, READ_FAQ, READER_EXEMPTS_FAQ, UNSEEN_SHARE):
             if not checks and (factor != FAILED_CHECK[0] or exempts is not None):
                 continue  # without checks neither the factor nor an exemption matters
+            if "unseen_focus" not in checks and unseen_share != UNSEEN_SHARE[0]:
+                continue  # ... nor, without that check, the share it fails from
             base = AnswerModel(checks=checks, failed_check=factor, faq_match=faq_match, read_paragraph=read_paragraph,
-                               read_faq=read_faq, reader_exempts_faq=exempts)
+                               read_faq=read_faq, reader_exempts_faq=exempts, unseen_share=unseen_share)
             probs = {name: probabilities(data, base) for name, data in sets.items()}
             memos: dict[str, dict] = {name: {} for name in sets}  # `outcomes`' parts shared by this base's choices
             for answer_at, suggest_at, closeness, rerank, lone in itertools.product(

@@ -9,7 +9,12 @@ and is cut when the quote fails a check a careful reader would make:
   that no document mentions is not answered by any of them (words that only
   frame a question, like "name" or "kind", do not count; a misspelt word of
   the passage is not unseen, nor a word English does not know one or two
-  typing slips from a word of the documents: "directoy" is "directory");
+  typing slips from a word of the documents: "directoy" is "directory"). In a
+  short question the one such word is the crux; in a long one ("How do I stop
+  Chrome asking to save passwords for one site?") one word in five or six is
+  the asker's wording more often than what is asked, so the check fails when
+  such words are at least a share of the question's topic words
+  (`unseen_share`, chosen by measurement; 0: any one);
 - **the kind of thing asked for**: a *when* question wants a date or a year in
   the quote, *how many* a number, *who* a name, *where* a place after "in",
   "at"..., each one the question does not already hold; the question's first
@@ -76,7 +81,8 @@ class Candidate:
     quote_cosine: float  # cosine of the question with the quoted sentence(s), or with the FAQ question
     coverage: float  # IDF-weighted share of the question's terms in the passage
     quote_coverage: float  # ... in the quote (for an FAQ pair: in its question and alternates)
-    unseen_focus: float  # 1 when a topic word of the question (not a framing word) is in no document
+    unseen_focus: float  # the share of the question's topic words (not framing words) that no document uses,
+    # nor the passage as a typing slip (0: none)
     kind_missing: float  # 1 when the question asks for a number, date, name or place and the quote holds none new
     names_missing: float  # share of the question's names (capitalised words) that the quote does not hold
     negation_missing: float  # 1 when the question is negated ("not", "never") and the quote is not
@@ -138,21 +144,23 @@ def _held_as_form(detail: str, text: str) -> bool:
     return bool(terms) and not unseen(detail, _terms(text))  # a name of stopwords alone ("US") only as written
 
 
-def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> bool:
-    """Whether a topic word of the question (not a framing word like "name" or "kind") is in no document.
+def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> float:
+    """The share of the question's topic words (not framing words like "name" or "kind") that no document uses.
 
-    One such word is enough: in on-topic questions the documents cannot answer, the one unseen word is
-    usually the crux ("Who *designed* the cemetery?", "What did she *wear*?"). QnABot's softer rule (three
+    In on-topic questions the documents cannot answer, the one unseen word is usually the crux ("Who
+    *designed* the cemetery?", "What did she *wear*?": one word in two to four). QnABot's softer rule (three
     topic words in four suffice) answered four such questions of our own about the bundled article
-    (tests/fixtures/bundled_regression.jsonl), so it is not used. A word one or two typing slips from a
-    word of the passage itself ("beriods" for "beroids") is read as that word: the passage, not the whole
-    vocabulary, since in a large corpus nearly every word has a neighbour one edit away.
+    (tests/fixtures/bundled_regression.jsonl); `AnswerModel.unseen_share` says from what share the check fails,
+    and the selection chooses it. A word one or two typing slips from a word of the passage itself ("beriods"
+    for "beroids") is read as that word: the passage, not the whole vocabulary, since in a large corpus nearly
+    every word has a neighbour one edit away.
     """
-    missing = unseen_terms & (set(weights) - _frame_terms())
+    topic = set(weights) - _frame_terms()
+    missing = unseen_terms & topic
     if not missing:  # the usual case: no need to analyse the passage
-        return False
+        return 0.0
     passage_terms = _terms(passage_text)
-    return any(not misspelt(t, passage_terms) for t in missing)
+    return sum(not misspelt(t, passage_terms) for t in missing) / len(topic)
 
 
 def candidate_features(
@@ -199,7 +207,7 @@ def candidate_features(
         quote_cosine=quote_cosine,
         coverage=passage_coverage,
         quote_coverage=coverage(weights, matched_terms),
-        unseen_focus=1.0 if unseen_focus(weights, unseen_terms, f"{asked_text}\n{passage_text}") else 0.0,
+        unseen_focus=unseen_focus(weights, unseen_terms, f"{asked_text}\n{passage_text}"),
         kind_missing=1.0 if held is False else 0.0,
         names_missing=(len(asked_names - words(where)) / len(asked_names)) if asked_names else 0.0,
         negation_missing=1.0 if is_negated(question) and not is_negated(where) else 0.0,
@@ -250,6 +258,8 @@ class AnswerModel:
         read_paragraph, read_faq: the reader's weight in a paragraph's and an FAQ pair's confidence.
         reader_exempts_faq: the reader's probability at which an FAQ pair is exempt from the checks but those
             in `NEVER_WAIVED`, as one whose question matches is; None: the reader exempts none.
+        unseen_share: the `unseen_focus` check fails when the words no document uses are at least this share
+            of the question's topic words (0: any one such word).
         rerank: answer from the most confident candidate rather than from retrieval's first.
         lone: what a "did you mean…?" with a single suggestion becomes: "answer" (when its quote passes
             the checks) or "abstain", since a list of one is no choice to offer; "suggest" keeps it (as the
@@ -271,12 +281,19 @@ class AnswerModel:
     reader_exempts_faq: float | None = None
     rerank: bool = False
     lone: str = "abstain"
+    unseen_share: float = 0.0
+
+    def fails(self, name: str, value):
+        """Whether a check's feature `value` (a number, or an array of them) fails it."""
+        if name == "unseen_focus":
+            return (value > 0) & (value >= self.unseen_share)
+        return value >= 0.5
 
     def failed(self, c: Candidate) -> list[str]:
         """The checks `c`'s quote fails."""
-        if self.exempt(c):
-            return [name for name in self.checks if name in NEVER_WAIVED and getattr(c, name) >= 0.5]
-        return [name for name in self.checks if getattr(c, name) >= 0.5]
+        exempt = self.exempt(c)
+        return [name for name in self.checks
+                if (name in NEVER_WAIVED or not exempt) and self.fails(name, getattr(c, name))]
 
     def exempt(self, c: Candidate) -> bool:
         """Whether `c` is an FAQ pair exempt from the checks but `NEVER_WAIVED`: its question matches the user's
