@@ -150,6 +150,32 @@ def test_a_topic_word_no_document_uses_fails_unless_it_is_a_slip_for_a_word_of_t
     assert check("Which bank lent the money?", {"bank"}, "He came back.")  # words under 5 letters get no slips
 
 
+def test_the_unseen_word_check_weighs_the_share_of_the_question_it_is():
+    """One unseen word is the crux of a short question and the asker's wording in a long one: the feature is the
+    share of the question's topic words (framing words aside) that no document uses, and the check fails from
+    the answer model's `unseen_share` (0: any one, the rule before)."""
+    import dataclasses
+
+    from qa.answerability import AnswerModel, unseen_focus
+    from qa.lexical import analyze
+
+    def share(question: str, unseen: str) -> float:
+        return unseen_focus(dict.fromkeys(analyze(question), 1.0), frozenset(analyze(unseen)), "Nothing here.")
+
+    short = share("Who designed the cemetery?", "designed")  # topic words: design, cemetery
+    long = share("How do I stop the browser asking to save passwords for one website?", "asking")
+    framed = share("What is the name of the leader's daughter?", "daughter")  # "name" frames the question
+    assert short == pytest.approx(1 / 2) and framed == pytest.approx(1 / 2)
+    assert long == pytest.approx(1 / 6)  # stop, browser, ask, save, password, website ("one" frames)
+    assert share("Who designed the cemetery?", "") == 0.0
+    model = AnswerModel(checks=("unseen_focus",), unseen_share=0.2)
+    assert model.fails("unseen_focus", short) and not model.fails("unseen_focus", long)
+    assert not model.fails("unseen_focus", 0.0)
+    anyone = dataclasses.replace(model, unseen_share=0.0)
+    assert anyone.fails("unseen_focus", long) and not anyone.fails("unseen_focus", 0.0)
+    assert AnswerModel.from_dict(model.to_dict()) == model
+
+
 def test_a_word_is_unseen_only_when_none_of_its_forms_is_in_the_documents():
     """simplemma reads the question's "lay" as the verb "lie"; the documents' "laid" gives "lay", so the question's
     word is in them, though its lemma is not."""
@@ -201,11 +227,34 @@ def test_a_name_or_number_the_passage_never_mentions_is_a_missing_detail(questio
     ("What did the Austrian leader say?", "The Australian leader said so.", {"austrian"}),  # a word of its own
     ("Who did he meet in the US?", "He met Putin in Moscow.", {"us"}),  # no form of a name of stopwords alone
     ("Who did Díaz-Canel meet in Moscow?", "Díaz-Canel met Beglov in St. Petersburg.", {"moscow"}),
+    # An abbreviation in capitals, with dots or as the initials of the text's capitalised words; not others.
+    ("Are there cases in the US?", "There have been cases in the U.S. since March.", set()),
+    ("Are there cases in the US?", "Has anyone in the United States been infected?", set()),
+    ("Are there cases in the US?", "In the United States, some cases.", set()),  # after a sentence's first word
+    ("Who can see my GD folder?", "Share a Google Drive folder.", set()),
+    ("Are there cases in the UK?", "There have been cases in the U.S. and in the United States.", {"uk"}),
+    ("Are there cases in the USA?", "Cases in the United States.", {"usa"}),  # "of America" is not there
+    # A number wherever the text writes it: joined by a dash, another dash, in letters up to twenty.
+    ("Is COVID 19 dangerous for pets?", "Pets and COVID-19: what to know.", set()),
+    ("Who made ABC's 2001-02 identity?", "ABC's 2001–02 campaign.", set()),
+    ("How do I untrust a computer with 2 factor auth?", "Untrust it in two-factor authentication.", set()),
+    ("Is the office open on 3 days?", "It opens three days a week.", set()),
+    ("Is the office open on 3 days?", "It opens 13 days a month and on day 30.", {"3"}),
+    ("Which minister visited in 2024?", "The 2023-2025 plan.", {"2024"}),  # a range does not name its middle
+    # "I'm", "I'd", "I've" are the pronoun, not names the text must hold.
+    ("I'd like to delete my account, I've tried and I'm stuck", "Go to the settings to delete an account.", set()),
 ])
 def test_a_name_the_text_holds_in_another_form_is_not_a_missing_detail(question, text, missing):
     from qa.answerability import missing_details
 
     assert missing_details(question, text) == missing
+
+
+def test_names_are_capitalised_words_not_the_pronoun_nor_the_small_words_of_a_run():
+    from qa.questions import names
+
+    assert names("Was it the Bank of England, as I'm told?") == {"bank", "england"}
+    assert names("I'd say the USA and I've said Cuba.") == {"usa", "cuba"}
 
 
 @pytest.mark.parametrize("question, missing", [
@@ -372,9 +421,11 @@ def test_the_selection_weighs_every_candidate_as_the_answer_model_does():
     x = rng.random((200, 3, len(FEATURES))).astype(np.float32)
     for name in ("is_faq", "unseen_focus", "kind_missing", "kind_differs", "details_missing", "asked_unseen"):
         x[..., FEATURES.index(name)] = rng.random((200, 3)) < 0.5
+    x[..., FEATURES.index("unseen_focus")] *= rng.choice([1 / 6, 0.2, 0.25, 1 / 3, 1.0], (200, 3))  # shares
     data = {"x": x, "present": rng.random((200, 3)) < 0.9}
     for model in (AnswerModel(), AnswerModel(checks=CHECKS, failed_check=0.7, faq_match=0.8, read_faq=0.25,
-                                             read_paragraph=0.5, reader_exempts_faq=0.35)):
+                                             read_paragraph=0.5, reader_exempts_faq=0.35),
+                  AnswerModel(checks=CHECKS, read_paragraph=0.5, reader_exempts_faq=0.2, unseen_share=0.25)):
         probs, blocked = probabilities(data, model)
         for i, j in zip(*np.nonzero(data["present"])):
             c = Candidate(**{name: (bool(v) if name == "is_faq" else float(v)) for name, v in zip(FEATURES, x[i, j])})
