@@ -57,8 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .lexical import analyze, coverage, misspelt, unseen
-from .questions import (FRAME_WORDS, asked_for, capitalised_runs, holds_kind, is_negated, names, question_kind,
-                        words)
+from .questions import FRAME_WORDS, asked_for, holds_kind, is_negated, names, question_kind, words
 
 MODEL_FILE = Path(__file__).with_name("answer_model.json")
 
@@ -131,59 +130,18 @@ def missing_details(question: str, text: str) -> frozenset[str]:
     A name is held in another form as a careful reader would read it: inflected ("Catholic" of "Catholics"),
     joined by another dash ("Cretaceous-Paleogene" of "Cretaceous–Paleogene"), or misspelt by one or two typing
     slips, as `lexical.unseen` forgives them ("Maastrich" of "Maastricht", "Bedigo" of "Bendigo"; a word of
-    five letters or more that English does not know). An abbreviation the question writes in capitals is held
-    with dots or spelt out as the initials of the text's capitalised words ("US" of "U.S." and of "the United
-    States", "GD" of "Google Drive"). A number only as stated (2024 is not 2025), but wherever the text writes
-    it: in a word joined by a dash ("19" of "COVID-19", "2001-02" of "2001–02") or, up to twenty, in letters
-    ("2" of "two-factor").
+    five letters or more that English does not know). A number only as stated: 2024 is not 2025.
     """
     stated = details(question) - _bare_words(text)
-    if not stated:
-        return stated
-    capitals = _capitals(question)
-    return frozenset(d for d in stated if not _held_as_form(d, text)
-                     and not (d in capitals and _abbreviated(d, text)))
+    return frozenset(d for d in stated if not _held_as_form(d, text))
 
 
 def _held_as_form(detail: str, text: str) -> bool:
-    """Whether a name or number `text` does not hold as written is there in another form (`missing_details`)."""
+    """Whether a name `text` does not hold as written is there in another form (`missing_details`)."""
     if any(c.isdigit() for c in detail):
-        written = _number_forms(text)
-        return detail.translate(_DASHES) in written or (
-            detail.isdigit() and int(detail) < len(_NUMBER_WORDS) and _NUMBER_WORDS[int(detail)] in written)
+        return False
     terms = analyze(detail)
     return bool(terms) and not unseen(detail, _terms(text))  # a name of stopwords alone ("US") only as written
-
-
-_DASHES = str.maketrans("–—", "--")
-_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                 "sixteen seventeen eighteen nineteen twenty").split()
-
-
-@lru_cache(maxsize=65_536)
-def _number_forms(text: str) -> frozenset[str]:
-    """The words of `text` with every dash a hyphen, and the parts of those joined by one ("covid-19": "19")."""
-    joined = {_bare(w) for w in words(text.translate(_DASHES))}
-    return frozenset(joined | {part for w in joined if "-" in w for part in w.split("-") if part})
-
-
-def _capitals(question: str) -> frozenset[str]:
-    """The abbreviations `question` writes in capitals ("US", "GD"), folded."""
-    return frozenset(w.lower() for w in re.findall(r"\b[A-Z]{2,5}\b", question))
-
-
-@lru_cache(maxsize=65_536)
-def _abbreviated(letters: str, text: str) -> bool:
-    """Whether `text` writes the abbreviation `letters` with dots ("U.S.") or as the initials of a run of
-    capitalised words, whole or after its first word ("United States"; "In the United States")."""
-    upper = letters.upper()
-    if re.search(r"\b" + r"\.\s?".join(upper) + r"\.", text):
-        return True
-    for run in capitalised_runs(text):
-        initials = "".join(w[0] for w in run.split() if w[0].isupper())
-        if upper in (initials, initials[1:]):
-            return True
-    return False
 
 
 def unseen_focus(weights: dict[str, float], unseen_terms: frozenset[str], passage_text: str) -> float:

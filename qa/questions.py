@@ -95,12 +95,6 @@ def names(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def capitalised_runs(text: str) -> list[str]:
-    """The runs of capitalised words of `text`, with "of", "the", "and"... between them ("the United States of
-    America" gives "United States of America")."""
-    return [m.group() for m in _CAPITALISED.finditer(text)]
-
-
 @lru_cache(maxsize=65_536)
 def words(text: str) -> frozenset[str]:
     """The words and numbers of `text`, lower-cased ("2024," is the number 2024)."""

@@ -227,20 +227,6 @@ def test_a_name_or_number_the_passage_never_mentions_is_a_missing_detail(questio
     ("What did the Austrian leader say?", "The Australian leader said so.", {"austrian"}),  # a word of its own
     ("Who did he meet in the US?", "He met Putin in Moscow.", {"us"}),  # no form of a name of stopwords alone
     ("Who did Díaz-Canel meet in Moscow?", "Díaz-Canel met Beglov in St. Petersburg.", {"moscow"}),
-    # An abbreviation in capitals, with dots or as the initials of the text's capitalised words; not others.
-    ("Are there cases in the US?", "There have been cases in the U.S. since March.", set()),
-    ("Are there cases in the US?", "Has anyone in the United States been infected?", set()),
-    ("Are there cases in the US?", "In the United States, some cases.", set()),  # after a sentence's first word
-    ("Who can see my GD folder?", "Share a Google Drive folder.", set()),
-    ("Are there cases in the UK?", "There have been cases in the U.S. and in the United States.", {"uk"}),
-    ("Are there cases in the USA?", "Cases in the United States.", {"usa"}),  # "of America" is not there
-    # A number wherever the text writes it: joined by a dash, another dash, in letters up to twenty.
-    ("Is COVID 19 dangerous for pets?", "Pets and COVID-19: what to know.", set()),
-    ("Who made ABC's 2001-02 identity?", "ABC's 2001–02 campaign.", set()),
-    ("How do I untrust a computer with 2 factor auth?", "Untrust it in two-factor authentication.", set()),
-    ("Is the office open on 3 days?", "It opens three days a week.", set()),
-    ("Is the office open on 3 days?", "It opens 13 days a month and on day 30.", {"3"}),
-    ("Which minister visited in 2024?", "The 2023-2025 plan.", {"2024"}),  # a range does not name its middle
     # "I'm", "I'd", "I've" are the pronoun, not names the text must hold.
     ("I'd like to delete my account, I've tried and I'm stuck", "Go to the settings to delete an account.", set()),
 ])
