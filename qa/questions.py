@@ -49,7 +49,6 @@ _WORD = re.compile(r"[^\W\d_][\w'’-]*|\d[\d,.:/-]*")
 # Piskaryovskoye Cemetery", "At 12 Harbour Street".
 _PLACE = re.compile(r"\b(?i:in|at|near|from|into|inside|outside|across|along|within|around|throughout|beyond|"
                     r"towards?|through|off|on|to)\s+(?:the\s+)?(?:\d+[A-Za-z]?,?\s+)?((?:[A-ZÀ-Þ][\w’'.-]*)(?:\s+(?:of\s+)?[A-ZÀ-Þ][\w’'.-]*)*)")
-_PRONOUN_I = re.compile(r"I['’]")  # "I'm", "I'd", "I've", "I'll"
 _CAPITALISED = re.compile(r"\b[A-ZÀ-Þ][\w’'-]*(?:\s+(?:of|de|del|la|von|van|the|and)?\s*[A-ZÀ-Þ][\w’'-]*)*")
 
 
@@ -81,9 +80,7 @@ def question_kind(question: str) -> str:
 
 @lru_cache(maxsize=65_536)
 def names(text: str) -> frozenset[str]:
-    """Capitalised words of `text` that are not the first word of a sentence, folded (a crude proper-noun test).
-    The "of", "the", "and"... inside a run ("Bank of England") are not names, and "I'm", "I'd", "I've" and
-    "I'll" are the pronoun, capitalised wherever it stands."""
+    """Capitalised words of `text` that are not the first word of a sentence, folded (a crude proper-noun test)."""
     out = set()
     for m in _CAPITALISED.finditer(text):
         before = text[: m.start()].rstrip()
@@ -91,7 +88,7 @@ def names(text: str) -> frozenset[str]:
             words = m.group().split()[1:]  # the first word may be capitalised only because it starts a sentence
         else:
             words = m.group().split()
-        out.update(w.lower().strip("’'") for w in words if len(w) > 1 and w[0].isupper() and not _PRONOUN_I.match(w))
+        out.update(w.lower().strip("’'") for w in words if len(w) > 1)
     return frozenset(out)
 
 
