@@ -17,18 +17,20 @@ pytestmark = [
 ]
 
 # (set, questions sampled with seed 0, floors, ceilings). Levels of the shipped answer model with the reader, from
-# `python -m bench.select_answering` (docs/quality.md, "The reader"): xquad_en_test R@1 0.977, answer hit 0.675,
-# answered right 0.737, right answers plus right suggestions 0.867, wrong 0.000; stackfaq_threads R@1 0.962,
-# right + suggested 0.936, wrong 0.005; covidqa_qsim R@1 0.713, right + suggested 0.854, wrong 0.050; out of
-# scope abstained >= 0.99. Floors are those less 0.03 and ceilings those plus 0.03 (these subsets and the
-# selection's sample of out-of-scope questions differ a little), so noise passes and a real regression fails.
+# `python -m bench.select_answering` (docs/quality.md, "The reader"; stop 35's run, equal to `make eval`'s):
+# xquad_en_test R@1 0.977, answer hit 0.729, answered right 0.790, right answers plus right suggestions 0.818,
+# wrong 0.003; stackfaq_threads R@1 0.962, right + suggested 0.927, wrong 0.014; covidqa_qsim R@1 0.713,
+# right + suggested 0.833, wrong 0.058; out of scope abstained >= 0.98. Floors are those less 0.03 and ceilings
+# those plus 0.03 (these subsets and the selection's sample of out-of-scope questions differ a little), so noise
+# passes and a real regression fails. (Stop 35's model suggests less: suggest_at 0.3, and a lone suggestion is
+# answered or not, so right + suggested fell from 0.867 to 0.818 on xquad_en_test while answered right rose.)
 CASES = [
-    ("xquad_en_test", 391, {"recall@1": 0.947, "answer_hit": 0.645, "answered_right": 0.707,
-                            "right_or_suggested": 0.837, "abstained_out_of_scope": 0.95}, {"answered_wrong": 0.03}),
-    ("stackfaq_threads", 300, {"recall@1": 0.93, "right_or_suggested": 0.906, "abstained_out_of_scope": 0.95},
-     {"answered_wrong": 0.035}),
-    ("covidqa_qsim", 240, {"recall@1": 0.683, "right_or_suggested": 0.824, "abstained_out_of_scope": 0.95},
-     {"answered_wrong": 0.08}),
+    ("xquad_en_test", 391, {"recall@1": 0.947, "answer_hit": 0.699, "answered_right": 0.76,
+                            "right_or_suggested": 0.788, "abstained_out_of_scope": 0.95}, {"answered_wrong": 0.033}),
+    ("stackfaq_threads", 300, {"recall@1": 0.93, "right_or_suggested": 0.897, "abstained_out_of_scope": 0.95},
+     {"answered_wrong": 0.044}),
+    ("covidqa_qsim", 240, {"recall@1": 0.683, "right_or_suggested": 0.803, "abstained_out_of_scope": 0.95},
+     {"answered_wrong": 0.088}),
 ]
 
 
