@@ -175,7 +175,6 @@ def abstention(data, sets: Path, embedder: Embedder, settings: RetrievalSettings
 
 def sentence_table(bot, questions, embedder: Embedder):
     """Per question (gold paragraph): each sentence's cosine, term coverage, words and whether it holds the answer."""
-    from qa.answering import quote
     from qa.evaluation import answer_hit
     from qa.keys import FIELD_SENTENCE
     from qa.lexical import analyze, coverage
@@ -195,7 +194,7 @@ def sentence_table(bot, questions, embedder: Embedder):
         weights = retriever.term_weights(q.text)
         rows = []
         for i, span in enumerate(p.sentences):
-            text = quote(p, span.start, span.end)
+            text = p.text_at(span.start, span.end)
             rows.append((sent_cos.get(i, float(cos.max())), coverage(weights, set(analyze(text))),
                          len(text.split()), answer_hit(text, q.answers)))
         table.append((rows, q.answers, p))
@@ -204,7 +203,6 @@ def sentence_table(bot, questions, embedder: Embedder):
 
 def sentences(data, embedder: Embedder) -> None:
     """Answer hit (given the gold paragraph) and median words of sentence-selection variants."""
-    from qa.answering import quote
     from qa.evaluation import answer_hit
 
     bot, questions, _ = data["xquad_en"]
@@ -224,7 +222,7 @@ def sentences(data, embedder: Embedder) -> None:
                             a, b = min(best, j), max(best, j)
                             if sum(r[2] for r in rows[a : b + 1]) <= max_words:
                                 first, last = a, b
-                    text = quote(p, p.sentences[first].start, p.sentences[last].end)
+                    text = p.text_at(p.sentences[first].start, p.sentences[last].end)
                     hits += answer_hit(text, answers)
                     words.append(len(text.split()))
                 print(json.dumps({"lexical": lw, "margin": margin, "max_words": max_words,

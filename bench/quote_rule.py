@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from qa import Bot
-from qa.answering import quote, sentences_around
+from qa.answering import sentences_around
 from qa.evaluation import answer_hit, load_questions, write_corpus
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
@@ -40,7 +40,7 @@ def main() -> int:
             rules = {"reader": sentences_around(passage, *span) if span else best, "best match": best,
                      "both": answerer.around_span(passage, span, *best) if span else best}
             for name, (start, end) in rules.items():
-                text = quote(passage, start, end)
+                text = passage.text_at(start, end)
                 hits[name].append(answer_hit(text, q.answers))
                 words[name].append(len(text.split()))
     n = len(hits["reader"])

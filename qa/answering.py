@@ -61,15 +61,10 @@ class AnswerSettings:
         return self.model.answer_at if self.threshold is None else self.threshold
 
 
-def quote(passage: Passage, start: int, end: int) -> str:
-    """The exact source text between two source offsets of `passage`."""
-    return passage.text_at(start, end)
-
-
 def check_citation(passage: Passage, citation: Citation) -> None:
     """Raise GroundingError unless the citation's quote is exactly the passage's text at its offsets."""
-    if not (passage.start <= citation.start <= citation.end <= passage.end) or quote(
-        passage, citation.start, citation.end
+    if not (passage.start <= citation.start <= citation.end <= passage.end) or passage.text_at(
+        citation.start, citation.end
     ) != citation.quote or not citation.quote.strip():
         raise GroundingError(f"quote of {passage.id} does not match its source at {citation.start}:{citation.end}")
 
@@ -143,7 +138,7 @@ def first_sentence(passage: Passage) -> str:
         return passage.question or passage.text
     if passage.sentences:
         span = passage.sentences[0]
-        return quote(passage, span.start, span.end)
+        return passage.text_at(span.start, span.end)
     return passage.text
 
 
@@ -243,7 +238,7 @@ class Answerer:
         """
         first, last = sentences_around(passage, *span)
         merged = min(first, start), max(last, end)
-        if len(quote(passage, *merged).split()) <= self.settings.max_answer_words:
+        if len(passage.text_at(*merged).split()) <= self.settings.max_answer_words:
             return merged
         return first, last
 
@@ -256,7 +251,7 @@ class Answerer:
         cosine, weights = evidence.sentence_cosines, evidence.term_weights
         scores = []
         for i, span in enumerate(sentences):
-            text = quote(passage, span.start, span.end)
+            text = passage.text_at(span.start, span.end)
             score = cosine.get(i, 0.0) + s.sentence_lexical_weight * coverage(weights, _terms(text))
             if s.sentence_kind_weight and holds_kind(kind, text, question):
                 score += s.sentence_kind_weight
@@ -267,7 +262,7 @@ class Answerer:
         neighbour = max(neighbours, key=lambda j: scores[j]) if neighbours else None
         if neighbour is not None and scores[neighbour] >= scores[best] - s.second_sentence_margin:
             start, end = min(best, neighbour), max(best, neighbour)
-            if len(quote(passage, sentences[start].start, sentences[end].end).split()) <= s.max_answer_words:
+            if len(passage.text_at(sentences[start].start, sentences[end].end).split()) <= s.max_answer_words:
                 first, last = start, end
         return sentences[first].start, sentences[last].end
 
@@ -303,7 +298,7 @@ class Answerer:
             features = candidate_features(
                 question, evidence.term_weights, evidence.unseen_terms,
                 is_faq=passage.kind == "faq", dense=evidence.dense, quote_cosine=quote_cosine,
-                passage_coverage=evidence.coverage, quote=quote(passage, start, end), asked_text=asked,
+                passage_coverage=evidence.coverage, quote=passage.text_at(start, end), asked_text=asked,
                 passage_text=passage.text, score=hit.score, read=reading.answerable if reading else 0.0,
                 context=evidence.context,
             )
@@ -350,7 +345,7 @@ class Answerer:
             source=passage.title,
             path=passage.path,
             label=passage.label,
-            quote=quote(passage, candidate.start, candidate.end),
+            quote=passage.text_at(candidate.start, candidate.end),
             start=candidate.start,
             end=candidate.end,
             score=candidate.hit.score,
