@@ -399,6 +399,28 @@ def before(name: str, embedder: Embedder, cache: Path, key: str) -> dict:
     return out
 
 
+COLUMNS = ("recall@1", "answered_right", "answered_wrong", "suggested_right", "answer_hit", "abstained_out_of_scope",
+           "balanced_accuracy")
+
+
+def measure_shipped(data: dict[str, dict]) -> dict[str, dict]:
+    """Print the shipped answer model's outcomes on every set, its mean utility, and the sets where it misses
+    the bar (MAX_WRONG, MIN_OUT_OF_SCOPE) the selection holds every choice to; return the outcomes by set."""
+    model = AnswerModel.from_dict(json.loads(MODEL_FILE.read_text(encoding="utf-8")))
+    rows = {name: evaluate(model, d) for name, d in data.items()}
+    print("| set | " + " | ".join(COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for name, r in rows.items():
+        print(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if c in r else "—" for c in COLUMNS) + " |")
+    print(f"mean utility over the sets (the objective): {np.mean([r['utility'] for r in rows.values()]):.4f}")
+    missed = [name for name, r in rows.items()
+              if r["answered_wrong"] > MAX_WRONG or r["abstained_out_of_scope"] < MIN_OUT_OF_SCOPE]
+    print("clears the bar on every set" if not missed else
+          f"misses the bar (answered wrong <= {MAX_WRONG}, out of scope abstained >= {MIN_OUT_OF_SCOPE}) on: "
+          + ", ".join(missed))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.select_answering", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/qa-select-cache"), help="indexes and features")
@@ -407,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ceiling", action="store_true",
                         help="only print, for the article sets, the answer hit if every question were answered from "
                              "its first retrieved passage: the most any answer threshold can reach")
+    parser.add_argument("--shipped", action="store_true",
+                        help=f"only measure the shipped answer model ({MODEL_FILE.name}) on this code's features, "
+                             "without choosing: what a change of a rule or a feature does at the shipped thresholds")
     parser.add_argument("--no-bar", action="store_true",
                         help="choose by the mean utility alone, without the MAX_WRONG / MIN_OUT_OF_SCOPE bar (to see what it prevents)")
     parser.add_argument("--faq-match", type=lambda v: tuple(float(x) for x in v.split(",")), default=FAQ_MATCH,
@@ -414,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write and args.no_bar:
         parser.error("--no-bar is for looking, not for shipping: it cannot be used with --write")
+    if args.write and args.shipped:
+        parser.error("--shipped measures the shipped model; it cannot be used with --write")
     args.cache.mkdir(parents=True, exist_ok=True)
     embedder = Embedder()
     key = cache_key()
@@ -425,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
                 right = d["right"][:, 0][answerable]
                 print(f"{name}: the first passage is right and its quote holds the answer for {int(right.sum())} of "
                       f"{right.size} answerable questions ({right.mean():.3f})")
+        return 0
+    if args.shipped:
+        measure_shipped(data)
         return 0
     started = time.perf_counter()
     grid = Grid(data, faq_matches=args.faq_match)
@@ -450,14 +480,12 @@ def main(argv: list[str] | None = None) -> int:
             rows[name] = {"held_out": evaluate(model, data[name]), "held_out_choice": model.to_dict(),
                           "shipped": evaluate(shipped, data[name]), "before": before(name, embedder, args.cache, key)}
     print(json.dumps({"shipped": shipped.to_dict()}, indent=1))
-    columns = ("recall@1", "answered_right", "answered_wrong", "suggested_right", "answer_hit", "abstained_out_of_scope",
-               "balanced_accuracy")
-    print("| set | configuration | " + " | ".join(columns) + " |")
-    print("|---|---|" + "---|" * len(columns))
+    print("| set | configuration | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
     for name in SETS:
         for label, key in (("main before the reader", "before"), ("chosen without its family", "held_out"), ("shipped default", "shipped")):
             r = rows[name][key]
-            print(f"| {name} | {label} | " + " | ".join(f"{r[c]:.3f}" if c in r else "—" for c in columns) + " |")
+            print(f"| {name} | {label} | " + " | ".join(f"{r[c]:.3f}" if c in r else "—" for c in COLUMNS) + " |")
     print(f"mean utility over the sets (the objective): {np.mean([rows[n]['shipped']['utility'] for n in SETS]):.4f}")
     if args.json:
         args.json.write_text(json.dumps({"shipped": shipped.to_dict(), "sets": rows}, indent=1) + "\n", encoding="utf-8")

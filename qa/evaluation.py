@@ -164,6 +164,37 @@ def outcome_metrics(answers: list, questions: list[Question]) -> dict:
     return {name: value / n for name, value in counts.items()}
 
 
+def mistakes(answers: list, questions: list[Question], outside: list, passages: dict) -> list[dict]:
+    """The answers a reader of the report would want to see, one record each: an answerable question answered
+    from a passage that is not gold ("answered_wrong"), an unanswerable one answered ("answered_unanswerable"),
+    an out-of-scope one answered ("answered_out_of_scope"). Each names the question, the confidence, what was
+    cited (its label: the FAQ question or "paragraph N", its source and the quote) and the gold passages, so a
+    team can tell a wrong answer from a gold that misses a duplicate of the cited FAQ.
+
+    Args:
+        outside: the answers to the out-of-scope questions.
+        passages: the index's passages by id (for the gold ones' labels).
+    """
+    def cited(answer) -> dict:
+        c = answer.citations[0]
+        return {"passage_id": c.passage_id, "source": c.source, "label": c.label, "quote": c.quote}
+
+    def gold(q: Question) -> list[dict]:
+        return [{"passage_id": pid, "source": passages[pid].title, "label": passages[pid].label}
+                for pid in sorted(q.gold) if pid in passages]
+
+    records = []
+    for a, q in zip(answers, questions):
+        if not a.answered or a.citations[0].passage_id in q.gold:
+            continue
+        kind = "answered_unanswerable" if q.unanswerable else "answered_wrong"
+        records.append({"mistake": kind, "question": q.text, "confidence": round(a.confidence, 4),
+                        "cited": cited(a), "gold": gold(q), "answers": q.answers})
+    records += [{"mistake": "answered_out_of_scope", "question": a.question, "confidence": round(a.confidence, 4),
+                 "cited": cited(a), "gold": [], "answers": []} for a in outside if a.answered]
+    return records
+
+
 def retrieval_metrics(rankings: list[list[str]], questions: list[Question]) -> dict:
     """Recall@1, Recall@5 and MRR@10 of the first gold passage in each ranking (answerable questions only)."""
     pairs = [(r, q) for r, q in zip(rankings, questions) if not q.unanswerable]
@@ -333,6 +364,7 @@ def evaluate_set(
         pool = [t for t in others if t not in own]
         sample = random.Random(seed).sample(pool, min(out_of_scope, len(pool)))
         outside = bot.ask_many(sample) if sample else []
+        passages = bot.passages
 
     result = retrieval_metrics(ours, questions)
     answerable = [(a, q) for a, q in zip(answers, questions) if not q.unanswerable]
@@ -367,6 +399,7 @@ def evaluate_set(
         "out_of_scope_questions": len(sample),
         "ours": result,
         "baselines": {name: retrieval_metrics(rankings, questions) for name, rankings in base.items()},
+        "mistakes": mistakes(answers, questions, outside, {p.id: p for p in passages}),
     }
 
 
@@ -456,11 +489,15 @@ def main(args) -> int:
     for f in folders:
         set_kind(f)
     store = str(parse_store(getattr(args, "store", None)))  # a bad --store fails before any model loads
+    for out in (args.out, getattr(args, "mistakes", None)):  # ... and a report nowhere to go, before the sets run
+        if out and not Path(out).parent.is_dir():
+            raise QAError(f"{out}: no such folder to write into")
     embedder = Embedder(args.model)
-    results = []
+    results, wrong = [], []
     for folder in folders:
         result = evaluate_set(folder, embedder, out_of_scope_pool(folder, folders), limit=args.limit, store=store)
         results.append(result)
+        wrong += [{"set": result["set"], **record} for record in result.pop("mistakes")]
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         else:
@@ -470,4 +507,8 @@ def main(args) -> int:
         print(text)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
+    if getattr(args, "mistakes", None):
+        with open(args.mistakes, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in wrong)
+        log.info("%d mistakes written to %s", len(wrong), args.mistakes)
     return 0

@@ -774,3 +774,38 @@ def test_answers_and_abstentions_read_only_the_first_candidate_and_decide_as_rea
         assert read["answered"].count(1) > len(read["answered"]) / 2  # a close rival is read too, but seldom
     if rule == "shipped":
         assert read["unlikely"] and set(read["unlikely"]) == {1}
+
+
+def test_the_selection_can_measure_the_shipped_model_alone_and_names_the_sets_where_it_misses_the_bar(capsys):
+    """`python -m bench.select_answering --shipped`: what a rule change does at the shipped thresholds, without a
+    grid; a set over MAX_WRONG is named, one inside is not."""
+    import numpy as np
+
+    import bench.select_answering as select
+    from qa.answerability import default_model
+
+    rng = np.random.default_rng(3)
+    sets = {}
+    for name, gold_share in (("mostly_right", 0.97), ("mostly_wrong", 0.2)):
+        x = rng.random((80, 3, len(FEATURES))).astype(np.float32)
+        x[..., FEATURES.index("is_faq")] = 1.0
+        for feature in ("unseen_focus", "kind_missing", "kind_differs", "details_missing", "asked_unseen"):
+            x[..., FEATURES.index(feature)] = 0.0
+        for feature in ("score", "dense"):
+            x[:60, :, FEATURES.index(feature)] = np.array([0.95, 0.5, 0.4])  # the first far ahead: answered
+        x[60:] = 0.0  # out of scope: nothing near
+        x[60:, :, FEATURES.index("is_faq")] = 1.0
+        gold = np.zeros((80, 3), bool)
+        gold[:60, 0] = rng.random(60) < gold_share
+        role = np.zeros(80, np.int8)
+        role[60:] = 1
+        sets[name] = {"x": x, "present": np.ones((80, 3), bool), "gold": gold, "right": gold, "role": role,
+                      "article": False,
+                      "group": np.tile(np.arange(3, dtype=np.int8), (80, 1))}
+    rows = select.measure_shipped(sets)
+    printed = capsys.readouterr().out
+    assert rows == {name: select.evaluate(default_model(), d) for name, d in sets.items()}
+    assert rows["mostly_wrong"]["answered_wrong"] > select.MAX_WRONG >= rows["mostly_right"]["answered_wrong"]
+    assert rows["mostly_right"]["abstained_out_of_scope"] >= select.MIN_OUT_OF_SCOPE
+    assert printed.splitlines()[-1].endswith("on: mostly_wrong")
+    assert f"{np.mean([r['utility'] for r in rows.values()]):.4f}" in printed

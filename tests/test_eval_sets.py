@@ -27,3 +27,55 @@ def test_unanswerable_questions_are_not_scored_for_retrieval(tmp_path, embedder)
     result = evaluate_set(folder, embedder, [], out_of_scope=0)
     assert (result["questions"], result["answerable_questions"], result["ours"]["unanswerable_questions"]) == (3, 2, 1)
     assert result["ours"]["recall@1"] == 1.0
+
+
+def _faq_set(folder, faqs, queries):
+    folder.mkdir()
+    (folder / "faqs.jsonl").write_text("".join(json.dumps(f) + "\n" for f in faqs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    return folder
+
+
+FAQS = [
+    {"faq_id": "open", "question": "When does the harbour office open?", "answer": "At nine in the morning."},
+    {"faq_id": "hours", "question": "What are the opening hours of the harbour office?",
+     "answer": "Nine to five on weekdays, closed at weekends."},
+    {"faq_id": "ferry", "question": "Where do ferries to the island leave from?", "answer": "From the north pier."},
+]
+
+
+def test_a_wrong_answer_is_listed_with_what_it_cited_and_what_the_set_calls_right(tmp_path, embedder):
+    """The set's gold for the office's opening is the "hours" FAQ, but the question is word for word the "open"
+    FAQ's, which the bot cites: a mistake by the set's gold, listed so a reader can judge it; the right answer
+    is not listed."""
+    from qa.evaluation import mistakes
+
+    folder = _faq_set(tmp_path / "harbour_faq", FAQS, [
+        {"qid": "q1", "query": "When does the harbour office open?", "faq_ids": ["hours"]},
+        {"qid": "q2", "query": "Where do ferries to the island leave from?", "faq_ids": ["ferry"]},
+    ])
+    result = evaluate_set(folder, embedder, [], out_of_scope=0)
+    assert result["ours"]["answered_wrong"] == 0.5 and result["ours"]["answered_right"] == 0.5
+    [record] = result["mistakes"]
+    assert record["mistake"] == "answered_wrong" and record["question"] == "When does the harbour office open?"
+    assert record["cited"]["label"] == "When does the harbour office open?"
+    assert record["cited"]["quote"] == "At nine in the morning."
+    assert [g["label"] for g in record["gold"]] == ["What are the opening hours of the harbour office?"]
+    assert 0 < record["confidence"] <= 1
+    assert mistakes([], [], [], {}) == []
+
+
+def test_qa_eval_writes_the_mistakes_of_every_set_as_json_lines(tmp_path):
+    from .test_cli import qa
+
+    folder = _faq_set(tmp_path / "harbour_faq", FAQS, [
+        {"qid": "q1", "query": "When does the harbour office open?", "faq_ids": ["hours"]}])
+    out = tmp_path / "mistakes.jsonl"
+    run = qa("eval", str(folder), "--mistakes", str(out))
+    assert run.returncode == 0, run.stderr
+    [record] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert record["set"] == "harbour_faq" and record["cited"]["passage_id"].endswith(":open")
+    assert "mistakes" not in run.stdout  # the report is unchanged
+
+    missing = qa("eval", str(folder), "--mistakes", str(tmp_path / "no" / "such" / "m.jsonl"))
+    assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
