@@ -168,8 +168,9 @@ def mistakes(answers: list, questions: list[Question], outside: list, passages: 
     """The answers a reader of the report would want to see, one record each: an answerable question answered
     from a passage that is not gold ("answered_wrong"), an unanswerable one answered ("answered_unanswerable"),
     an out-of-scope one answered ("answered_out_of_scope"). Each names the question, the confidence, what was
-    cited (its label: the FAQ question or "paragraph N", its source and the quote) and the gold passages, so a
-    team can tell a wrong answer from a gold that misses a duplicate of the cited FAQ.
+    cited (its label: the FAQ question or "paragraph N", its source and the quote) and the gold passages (by
+    label, with their ids: the pairs of a thread share a question), so a team can tell a wrong answer from a gold
+    that misses another FAQ answering the same question.
 
     Args:
         outside: the answers to the out-of-scope questions.
@@ -179,9 +180,12 @@ def mistakes(answers: list, questions: list[Question], outside: list, passages: 
         c = answer.citations[0]
         return {"passage_id": c.passage_id, "source": c.source, "label": c.label, "quote": c.quote}
 
-    def gold(q: Question) -> list[dict]:
-        return [{"passage_id": pid, "source": passages[pid].title, "label": passages[pid].label}
-                for pid in sorted(q.gold) if pid in passages]
+    def gold(q: Question) -> list[dict]:  # one entry per label: a thread's pairs share their question
+        named: dict[tuple[str, str], list[str]] = {}
+        for pid in sorted(q.gold):
+            if pid in passages:
+                named.setdefault((passages[pid].title, passages[pid].label), []).append(pid)
+        return [{"source": source, "label": label, "passage_ids": ids} for (source, label), ids in named.items()]
 
     records = []
     for a, q in zip(answers, questions):

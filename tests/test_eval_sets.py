@@ -40,6 +40,8 @@ FAQS = [
     {"faq_id": "open", "question": "When does the harbour office open?", "answer": "At nine in the morning."},
     {"faq_id": "hours", "question": "What are the opening hours of the harbour office?",
      "answer": "Nine to five on weekdays, closed at weekends."},
+    {"faq_id": "hours-2", "question": "What are the opening hours of the harbour office?",
+     "answer": "From nine until five, Monday to Friday."},  # a second answer to the same question, as in a thread
     {"faq_id": "ferry", "question": "Where do ferries to the island leave from?", "answer": "From the north pier."},
 ]
 
@@ -47,11 +49,11 @@ FAQS = [
 def test_a_wrong_answer_is_listed_with_what_it_cited_and_what_the_set_calls_right(tmp_path, embedder):
     """The set's gold for the office's opening is the "hours" FAQ, but the question is word for word the "open"
     FAQ's, which the bot cites: a mistake by the set's gold, listed so a reader can judge it; the right answer
-    is not listed."""
+    is not listed. The gold's two pairs that share a question are one entry."""
     from qa.evaluation import mistakes
 
     folder = _faq_set(tmp_path / "harbour_faq", FAQS, [
-        {"qid": "q1", "query": "When does the harbour office open?", "faq_ids": ["hours"]},
+        {"qid": "q1", "query": "When does the harbour office open?", "faq_ids": ["hours", "hours-2"]},
         {"qid": "q2", "query": "Where do ferries to the island leave from?", "faq_ids": ["ferry"]},
     ])
     result = evaluate_set(folder, embedder, [], out_of_scope=0)
@@ -60,7 +62,9 @@ def test_a_wrong_answer_is_listed_with_what_it_cited_and_what_the_set_calls_righ
     assert record["mistake"] == "answered_wrong" and record["question"] == "When does the harbour office open?"
     assert record["cited"]["label"] == "When does the harbour office open?"
     assert record["cited"]["quote"] == "At nine in the morning."
-    assert [g["label"] for g in record["gold"]] == ["What are the opening hours of the harbour office?"]
+    [gold] = record["gold"]
+    assert gold["label"] == "What are the opening hours of the harbour office?"  # one entry for the two pairs
+    assert [pid.split(":")[-1] for pid in gold["passage_ids"]] == ["hours", "hours-2"]
     assert 0 < record["confidence"] <= 1
     assert mistakes([], [], [], {}) == []
 
