@@ -334,7 +334,8 @@ def evaluate_set(
     store: str | None = None,
     reading: bool = True,
 ) -> dict:
-    """Build a temporary index of one set and measure ours and the baselines on it.
+    """Build a temporary index of one set and measure ours and the baselines on it; its wrong answers are under
+    "mistakes" (`mistakes`).
 
     Args:
         store: where the temporary index is built (argument → $QA_STORE → "folder"; see qa.stores).

@@ -50,8 +50,6 @@ def test_a_wrong_answer_is_listed_with_what_it_cited_and_what_the_set_calls_righ
     """The set's gold for the office's opening is the "hours" FAQ, but the question is word for word the "open"
     FAQ's, which the bot cites: a mistake by the set's gold, listed so a reader can judge it; the right answer
     is not listed. The gold's two pairs that share a question are one entry."""
-    from qa.evaluation import mistakes
-
     folder = _faq_set(tmp_path / "harbour_faq", FAQS, [
         {"qid": "q1", "query": "When does the harbour office open?", "faq_ids": ["hours", "hours-2"]},
         {"qid": "q2", "query": "Where do ferries to the island leave from?", "faq_ids": ["ferry"]},
@@ -66,7 +64,6 @@ def test_a_wrong_answer_is_listed_with_what_it_cited_and_what_the_set_calls_righ
     assert gold["label"] == "What are the opening hours of the harbour office?"  # one entry for the two pairs
     assert [pid.split(":")[-1] for pid in gold["passage_ids"]] == ["hours", "hours-2"]
     assert 0 < record["confidence"] <= 1
-    assert mistakes([], [], [], {}) == []
 
 
 def test_qa_eval_writes_the_mistakes_of_every_set_as_json_lines(tmp_path):
