@@ -167,10 +167,12 @@ def outcome_metrics(answers: list, questions: list[Question]) -> dict:
 def mistakes(answers: list, questions: list[Question], outside: list, passages: dict) -> list[dict]:
     """The answers a reader of the report would want to see, one record each: an answerable question answered
     from a passage that is not gold ("answered_wrong"), an unanswerable one answered ("answered_unanswerable"),
-    an out-of-scope one answered ("answered_out_of_scope"). Each names the question, the confidence, what was
-    cited (its label: the FAQ question or "paragraph N", its source and the quote) and the gold passages (by
-    label, with their ids: the pairs of a thread share a question), so a team can tell a wrong answer from a gold
-    that misses another FAQ answering the same question.
+    an out-of-scope one answered ("answered_out_of_scope"), and an answerable one whose first retrieved passage
+    is gold but that was suggested or abstained on ("held_back": the bot found it and would not say it). Each
+    names the question, the confidence, what was cited (its label: the FAQ question or "paragraph N", its source
+    and the quote) or, held back, the first passage and the outcome, and the gold passages (by label, with their
+    ids: the pairs of a thread share a question), so a team can tell a wrong answer from a gold that misses
+    another FAQ answering the same question.
 
     Args:
         outside: the answers to the out-of-scope questions.
@@ -189,7 +191,15 @@ def mistakes(answers: list, questions: list[Question], outside: list, passages: 
 
     records = []
     for a, q in zip(answers, questions):
-        if not a.answered or a.citations[0].passage_id in q.gold:
+        if not a.answered:
+            if not q.unanswerable and a.passages and a.passages[0].passage.id in q.gold:
+                first = a.passages[0].passage
+                records.append({"mistake": "held_back", "outcome": a.outcome, "question": q.text,
+                                "confidence": round(a.confidence, 4),
+                                "first": {"passage_id": first.id, "source": first.title, "label": first.label},
+                                "gold": gold(q), "answers": q.answers})
+            continue
+        if a.citations[0].passage_id in q.gold:
             continue
         kind = "answered_unanswerable" if q.unanswerable else "answered_wrong"
         records.append({"mistake": kind, "question": q.text, "confidence": round(a.confidence, 4),

@@ -80,3 +80,30 @@ def test_qa_eval_writes_the_mistakes_of_every_set_as_json_lines(tmp_path):
 
     missing = qa("eval", str(folder), "--mistakes", str(tmp_path / "no" / "such" / "m.jsonl"))
     assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_question_whose_first_passage_is_right_but_is_not_answered_is_listed_as_held_back():
+    """The bot found the gold passage first and suggested or abstained: the gap users feel most. A question whose
+    first passage is not gold, or an unanswerable one, is not held back."""
+    from qa.evaluation import Question, mistakes
+    from qa.types import Answer, Hit, Passage, Suggestion
+
+    def passage(pid: str, question: str) -> Passage:
+        return Passage(id=f"faqs:{pid}", kind="faq", text="Answer.", title="Faqs", path="faqs.jsonl", start=0,
+                       end=7, position=0, question=question)
+
+    right, other = passage("hours", "What are the opening hours?"), passage("ferry", "Where do ferries leave?")
+    offer = Suggestion(passage_id=right.id, kind="faq", source="Faqs", label=right.label, text=right.label,
+                       confidence=0.4)
+    suggested = Answer("When is it open?", "I am not sure which of these you mean.", False, 0.4,
+                       passages=(Hit(right, 0.7, 0), Hit(other, 0.5, 1)), suggestions=(offer,))
+    abstained = Answer("Is it open at night?", "I don't know.", False, 0.1, passages=(Hit(right, 0.4, 0),))
+    missed = Answer("When is it open on Sundays?", "I don't know.", False, 0.1, passages=(Hit(other, 0.4, 0),))
+    unanswerable = Answer("Who built it?", "I don't know.", False, 0.1, passages=(Hit(right, 0.4, 0),))
+    questions = [Question(a.question, {right.id}) for a in (suggested, abstained, missed)]
+    questions.append(Question(unanswerable.question, set(), unanswerable=True))
+    records = mistakes([suggested, abstained, missed, unanswerable], questions, [], {right.id: right, other.id: other})
+    assert [(r["mistake"], r["outcome"], r["question"]) for r in records] == [
+        ("held_back", "suggested", "When is it open?"), ("held_back", "abstained", "Is it open at night?")]
+    assert records[0]["first"] == {"passage_id": "faqs:hours", "source": "Faqs", "label": "What are the opening hours?"}
+    assert records[0]["gold"] == [{"source": "Faqs", "label": "What are the opening hours?", "passage_ids": ["faqs:hours"]}]
