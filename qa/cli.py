@@ -466,7 +466,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="one JSON object per set")
     e.add_argument("--out", metavar="FILE", help="also write the report as Markdown")
     e.add_argument("--mistakes", metavar="FILE",
-                   help="write every wrong answer (what it cited, what the set calls right) as JSON lines")
+                   help="write every wrong answer (what it cited, what the set calls right) and every right first "
+                        "passage suggested or abstained on (held back) as JSON lines")
     e.add_argument("--limit", type=int, help="at most this many questions per set")
     e.add_argument("--model", metavar="M")
     e.add_argument("--store", metavar="STORE",
