@@ -318,6 +318,7 @@ class Grid:
 
     Attributes:
         models: the choices, in the grid's order (the first of equals is chosen).
+        position: each choice's index in `models`.
         utility, wrong, out_of_scope: per set, each choice's utility, share answered wrong and share of
             out-of-scope questions abstained (`outcomes`).
     """
@@ -345,6 +346,7 @@ class Grid:
                 for name, data in sets.items():
                     r = outcomes(data, probs[name], model, memos[name])
                     measured[name].append((r["utility"], r["answered_wrong"], r["abstained_out_of_scope"]))
+        self.position = {model: i for i, model in enumerate(self.models)}
         columns = {name: np.array(rows) for name, rows in measured.items()}
         self.utility = {name: c[:, 0] for name, c in columns.items()}
         self.wrong = {name: c[:, 1] for name, c in columns.items()}
@@ -368,7 +370,8 @@ def choose(grid: Grid, names: list[str], bar: bool = True, keep: AnswerModel | N
             raise ValueError(f"no choice of the grid answers at most {MAX_WRONG} wrong and abstains on at least "
                              f"{MIN_OUT_OF_SCOPE} of the out-of-scope questions on every one of {', '.join(names)}")
         utility = np.where(eligible, utility, -np.inf)
-    if keep is not None and keep in grid.models and utility[grid.models.index(keep)] >= utility.max() - MIN_GAIN:
+    at = grid.position.get(keep) if keep is not None else None
+    if at is not None and utility[at] >= utility.max() - MIN_GAIN:
         return keep
     return grid.models[int(np.flatnonzero(utility >= utility.max() - 1e-12)[0])]
 
@@ -464,8 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         shipped = choose(grid, SETS, bar=not args.no_bar, keep=incumbent)
         best = choose(grid, SETS, bar=not args.no_bar)
         if shipped == incumbent and best != incumbent:
-            gain = np.mean([grid.utility[n][grid.models.index(best)] - grid.utility[n][grid.models.index(incumbent)]
-                            for n in SETS])
+            at_best, at_incumbent = grid.position[best], grid.position[incumbent]
+            gain = np.mean([grid.utility[n][at_best] - grid.utility[n][at_incumbent] for n in SETS])
             print(f"  the shipped choice ({MODEL_FILE.name}) stays: the best beats it by {gain:.4f}, under MIN_GAIN "
                   f"{MIN_GAIN}: {json.dumps(best.to_dict())}", flush=True)
         held_out = {family: choose(grid, [n for n in SETS if FAMILY[n] != family], bar=not args.no_bar)
