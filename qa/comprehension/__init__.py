@@ -10,8 +10,9 @@ merges them onto the base model, exports the result to ONNX in the cache
 with ONNX Runtime only (no torch on the `ask()` path): its fused graph
 (``model.fused.onnx``, attention and layer norms as single kernels) when that
 reproduces torch's logits as closely as the plain export must. With precision "int8"
-the export is also quantised (ONNX Runtime's dynamic int8, weights only:
-faster on a CPU) into ``model.int8.onnx`` beside it, once;
+the export is also quantised (ONNX Runtime's dynamic int8 with a scale for each
+output channel of a weight, from the fused graph when there is one: faster on a
+CPU) into ``model.int8.onnx`` beside it, once;
 `python -m bench.reader_int8` measures how many of the bot's decisions it keeps.
 
 (Not to be confused with `qa.readers`, which reads document formats.)
@@ -45,6 +46,8 @@ MAX_ANSWER_TOKENS = 30  # a span longer than this is not an answer (SQuAD's answ
 WINDOWS_PER_TEXT = 2  # a long passage is read in at most this many windows (its beginning)
 BATCH = 8
 PADDING = 1.25  # a batch's windows are at most this much longer than its shortest: padding is paid-for arithmetic
+# How the int8 file is made (`Comprehension._quantise`); a cached file made another way is made again.
+INT8_RECIPE = "dynamic, per channel, from the fused graph when kept"
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ def _softmax_span(start: np.ndarray, end: np.ndarray, context: np.ndarray) -> tu
     return int(tokens[best[0]]), int(tokens[best[1]]), float(pair[best])
 
 
+class _OtherRecipe(Exception):
+    """A cached int8 file made by another recipe than `INT8_RECIPE`."""
+
+
 class _Quiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "pre-processing before quantization" not in record.getMessage()
@@ -132,7 +139,7 @@ class Comprehension:
         base_dir: the base model folder (default: the installed all-MiniLM-L6-v2).
         precision: "fp32" (the export as trained) or "int8" (quantised from it, once).
         fused: run fp32 on the export's fused graph when it kept one (the default; False: the plain graph, to
-            compare the two).
+            compare the two). int8 is quantised from the fused graph when the export kept one, either way.
 
     Raises:
         ValueError: an unknown precision.
@@ -199,48 +206,60 @@ class Comprehension:
         if self.precision == "int8" and (folder / "int8.json").exists():
             try:
                 return self._open_int8(folder, windower, record["probe"])
-            except Exception as exc:  # a damaged int8 file: made again below from the checked export
-                log.warning("the cached int8 reader in %s is damaged (%s); quantising it again", folder,
-                            str(exc)[:200] or type(exc).__name__)
+            except Exception as exc:  # made another way, or damaged: made again below from the checked export
+                if isinstance(exc, _OtherRecipe):
+                    log.info("the cached int8 reader in %s was made another way; quantising it again", folder)
+                else:
+                    log.warning("the cached int8 reader in %s is damaged (%s); quantising it again", folder,
+                                str(exc)[:200] or type(exc).__name__)
                 for name in ("int8.json", "model.int8.onnx"):
                     (folder / name).unlink(missing_ok=True)
-        # fp32 runs the fused graph when the export kept one; int8 is quantised from the plain one (as measured)
-        fused = self.fused and self.precision == "fp32" and record.get("fused", False)
-        session = self._session_on(folder / (FUSED if fused else "model.onnx"))
+        # fp32 runs the fused graph when the export kept one, and int8 is quantised from it
+        graph = folder / (FUSED if record.get("fused", False) else "model.onnx")
+        session = self._session_on(graph if self.fused else folder / "model.onnx")
         got = self._probe(session, windower, record["probe"])
         if not np.allclose(got, record["probe_logits"], atol=1e-3):
             raise ValueError(f"its logits {got} differ from torch's {record['probe_logits']}")
         if self.precision == "fp32":
             return session
-        self._quantise(folder, windower, record["probe"])  # from the export just checked
+        self._quantise(graph, windower, record["probe"])
         return self._open_int8(folder, windower, record["probe"])
 
     def _open_int8(self, folder: Path, windower: Windower, probe: list[str]):
-        made = json.loads((folder / "int8.json").read_text(encoding="utf-8"))["probe_logits"]
+        record = json.loads((folder / "int8.json").read_text(encoding="utf-8"))
+        if record.get("recipe") != INT8_RECIPE:
+            raise _OtherRecipe(record.get("recipe"))
+        made = record["probe_logits"]
         session = self._session_on(folder / "model.int8.onnx")
         got = self._probe(session, windower, probe)
         if not np.allclose(got, made, atol=1e-3):
             raise ValueError(f"its logits {got} differ from those it gave when it was made {made}")
         return session
 
-    def _quantise(self, folder: Path, windower: Windower, probe: list[str]) -> None:
-        """Write model.int8.onnx (ONNX Runtime's dynamic int8 quantisation of model.onnx) and int8.json (its
-        probe logits), each through a temporary name, so a reader never opens half a file."""
+    def _quantise(self, source: Path, windower: Windower, probe: list[str]) -> None:
+        """Write model.int8.onnx beside `source` (ONNX Runtime's dynamic int8 quantisation of it, the weights
+        with a scale for each output channel) and int8.json (its probe logits and `INT8_RECIPE`), each through a
+        temporary name, so a reader never opens half a file.
+
+        A scale per channel rather than one per matrix rounds a channel of small weights by its own range, not by the
+        matrix's largest;
+        `python -m bench.reader_int8` measures what the user sees change (docs/reader.md, "int8")."""
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        folder = source.parent
         log.info("quantising the reader's export to int8 in %s (once)", folder)
         staging = folder / f".tmp-int8-{uuid.uuid4().hex[:8]}.onnx"
         quiet = _Quiet()  # onnxruntime advises pre-processing on the root logger: not the user's concern
         logging.getLogger().addFilter(quiet)
         try:
-            quantize_dynamic(str(folder / "model.onnx"), str(staging), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8, per_channel=True)
             logits = self._probe(self._session_on(staging), windower, probe)
             os.replace(staging, folder / "model.int8.onnx")
         finally:
             logging.getLogger().removeFilter(quiet)
             staging.unlink(missing_ok=True)
         record = folder / f".tmp-int8-{uuid.uuid4().hex[:8]}.json"
-        record.write_text(json.dumps({"probe_logits": logits}), encoding="utf-8")
+        record.write_text(json.dumps({"probe_logits": logits, "recipe": INT8_RECIPE}), encoding="utf-8")
         os.replace(record, folder / "int8.json")
 
     def _export(self, base_dir: Path, folder: Path) -> None:
