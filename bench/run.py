@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="a few documents and small corpora: checks that the bench works")
     p.add_argument("--scales", help="comma-separated corpus sizes (default 10000,30000,100000,1000000; tiny: 2000,5000)")
     p.add_argument("--questions", type=int, help="questions timed one at a time (default 300; tiny 12)")
-    p.add_argument("--quality-sets", help="eval sets measured with both backends (default xquad_en,covidqa_qsim; tiny: none)")
+    p.add_argument("--quality-sets", help="eval sets measured with both backends (default xquad_en_test,covidqa_qsim; tiny: none)")
     p.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where performance.md and latency.png go")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     p.add_argument("--eval-dir", type=Path, default=EVAL)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     tiny = args.tiny
     scales = [int(s) for s in (args.scales or ("2000,5000" if tiny else "10000,30000,100000,1000000")).split(",") if s]
     n_questions = args.questions or (12 if tiny else 300)
-    quality_sets = [s for s in (args.quality_sets if args.quality_sets is not None else ("" if tiny else "xquad_en,covidqa_qsim")).split(",") if s]
+    quality_sets = [s for s in (args.quality_sets if args.quality_sets is not None else ("" if tiny else "xquad_en_test,covidqa_qsim")).split(",") if s]
     started = time.perf_counter()
     info = machine()
     say(f"bench on {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; load average {info['load_average_at_start']}")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 def _xquad_questions(eval_dir: Path) -> list[str]:
     import json
 
-    with open(eval_dir / "xquad_en" / "questions.jsonl", encoding="utf-8") as fh:
+    with open(eval_dir / "xquad_en_test" / "questions.jsonl", encoding="utf-8") as fh:
         return [json.loads(line)["question"] for line in fh if line.strip()]
 
 
