@@ -95,11 +95,11 @@ def qa_build(corpus: Path, index: Path, *extra: str) -> tuple[float, dict]:
 
 
 def questions(n: int) -> list[str]:
-    """Real questions about the articles the text was generated from: XQuAD's and SQuAD 2's, alternately."""
+    """Real questions about the articles the text was generated from: XQuAD's and SQuAD 2's test folds, alternately."""
     from bench.corpus import EVAL
 
     sets = []
-    for name in ("xquad_en", "squad2_dev"):
+    for name in ("xquad_en_test", "squad2_test"):
         with open(EVAL / name / "questions.jsonl", encoding="utf-8") as fh:
             sets.append([json.loads(line)["question"] for _, line in zip(range(n), fh)])
     return [q for pair in zip(*sets) for q in pair][:n]

@@ -1,8 +1,9 @@
 """Realistic generated text for large benchmark corpora: a word-bigram Markov chain over real articles.
 
-The chain learns from the Wikipedia paragraphs of ../shared/eval (squad2_dev and xquad_en), so
+The chain learns from the Wikipedia paragraphs of ../shared/eval's SQuAD test folds (squad2_test and
+xquad_en_test, which stay there when the full sets leave), so
 generated sentences have the vocabulary, word frequencies and local grammar of real prose
-(tens of thousands of distinct words), which BM25's IDF and the model's embeddings both need;
+(the vocabulary of their 28 articles), which BM25's IDF and the model's embeddings both need;
 the same seed always gives the same text.
 """
 
@@ -27,7 +28,7 @@ class TextGenerator:
         follow: dict[str, list[str]] = defaultdict(list)
         self.starts: list[str] = []
         self.titles: list[str] = []
-        for name in ("squad2_dev", "xquad_en"):
+        for name in ("squad2_test", "xquad_en_test"):
             with open(eval_dir / name / "docs.jsonl", encoding="utf-8") as fh:
                 for line in fh:
                     doc = json.loads(line)
