@@ -176,7 +176,7 @@ def section(r: dict) -> str:
 
 Measured by `{r['command']}` \
 (part of `make bench`) on {r['machine'].get('cpu', 'this machine') if isinstance(r['machine'], dict) else r['machine']}, {r['date']}; \
-load average {r['load_average'][0]:.1f} when it ended (other jobs shared the cores). Figures from `bench/incremental.json`.
+load average {r['load_average'][0]:.1f} when it ended (the run keeps the cores busy itself; above their number, other work shared them). Figures from `bench/incremental.json`.
 
 A corpus of {r['passages']:,} generated paragraphs ({r['files']:,} Markdown files, {r['keys']:,} keys, {r['vector_index']}) \
 is built with `qa build`; then one file changes (one paragraph edited, one added) and `qa build` runs again on the same \
