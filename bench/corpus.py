@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+ARTICLES = "xquad_en_test"  # the article set: its questions are also the ones the bench compares ONNX and torch on
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,14 @@ def write_corpus(folder: Path, eval_dir: Path = EVAL, fraction: float = 1.0, see
     folder.mkdir(parents=True, exist_ok=True)
     files = 0
     questions: list[str] = []
-    docs = _jsonl(eval_dir / "xquad_en_test" / "docs.jsonl")
+    docs = _jsonl(eval_dir / ARTICLES / "docs.jsonl")
     keep = docs[: max(1, round(len(docs) * fraction))]
     kept_ids = {d["doc_id"] for d in keep}
     for doc in keep:
         body = "\n\n".join(p.strip() for p in doc["paragraphs"])
         (folder / f"{doc['doc_id']}.md").write_text(f"# {doc['title']}\n\n{body}\n", encoding="utf-8")
         files += 1
-    questions += [q["question"] for q in _jsonl(eval_dir / "xquad_en_test" / "questions.jsonl") if q["doc_id"] in kept_ids]
+    questions += [q["question"] for q in _jsonl(eval_dir / ARTICLES / "questions.jsonl") if q["doc_id"] in kept_ids]
     for name in ("stackfaq", "covidqa_qsim"):
         faqs = _jsonl(eval_dir / name / "faqs.jsonl")
         faqs = faqs[: max(1, round(len(faqs) * fraction))]

@@ -24,7 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench import pipeline, report
-from bench.corpus import EVAL, write_corpus
+from bench.corpus import ARTICLES, EVAL, write_corpus
 from bench.measure import machine
 
 # The scale targets of issue 5.
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     tiny = args.tiny
     scales = [int(s) for s in (args.scales or ("2000,5000" if tiny else "10000,30000,100000,1000000")).split(",") if s]
     n_questions = args.questions or (12 if tiny else 300)
-    quality_sets = [s for s in (args.quality_sets if args.quality_sets is not None else ("" if tiny else "xquad_en_test,covidqa_qsim")).split(",") if s]
+    quality_sets = [s for s in (args.quality_sets if args.quality_sets is not None else ("" if tiny else f"{ARTICLES},covidqa_qsim")).split(",") if s]
     started = time.perf_counter()
     info = machine()
     say(f"bench on {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; load average {info['load_average_at_start']}")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 def _xquad_questions(eval_dir: Path) -> list[str]:
     import json
 
-    with open(eval_dir / "xquad_en_test" / "questions.jsonl", encoding="utf-8") as fh:
+    with open(eval_dir / ARTICLES / "questions.jsonl", encoding="utf-8") as fh:
         return [json.loads(line)["question"] for line in fh if line.strip()]
 
 
