@@ -18,6 +18,8 @@ from pathlib import Path
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 ARTICLES = "xquad_en_test"  # the article set: its questions are also the ones the bench compares ONNX and torch on
+# Generated text and the questions asked of it come from these (the full squad2_dev and xquad_en leave ../shared/eval).
+SQUAD_TEST_FOLDS = ("squad2_test", "xquad_en_test")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sections import Section
+from bench.sections import Section, load_note
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- incremental:start -->", "<!-- incremental:end -->"
@@ -95,11 +95,11 @@ def qa_build(corpus: Path, index: Path, *extra: str) -> tuple[float, dict]:
 
 
 def questions(n: int) -> list[str]:
-    """Real questions about the articles the text was generated from: XQuAD's and SQuAD 2's test folds, alternately."""
-    from bench.corpus import EVAL
+    """Real questions about the articles the text was generated from: SQuAD 2's and XQuAD's test folds, alternately."""
+    from bench.corpus import EVAL, SQUAD_TEST_FOLDS
 
     sets = []
-    for name in ("xquad_en_test", "squad2_test"):
+    for name in SQUAD_TEST_FOLDS:
         with open(EVAL / name / "questions.jsonl", encoding="utf-8") as fh:
             sets.append([json.loads(line)["question"] for _, line in zip(range(n), fh)])
     return [q for pair in zip(*sets) for q in pair][:n]
@@ -176,7 +176,7 @@ def section(r: dict) -> str:
 
 Measured by `{r['command']}` \
 (part of `make bench`) on {r['machine'].get('cpu', 'this machine') if isinstance(r['machine'], dict) else r['machine']}, {r['date']}; \
-load average {r['load_average'][0]:.1f} when it ended (the run keeps the cores busy itself; above their number, other work shared them). Figures from `bench/incremental.json`.
+{load_note(r['load_average'][0])}. Figures from `bench/incremental.json`.
 
 A corpus of {r['passages']:,} generated paragraphs ({r['files']:,} Markdown files, {r['keys']:,} keys, {r['vector_index']}) \
 is built with `qa build`; then one file changes (one paragraph edited, one added) and `qa build` runs again on the same \

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 
+def load_note(load_average: float) -> str:
+    """What a section says of the machine's load when its run ended: a run keeps the cores busy itself, so only a
+    load above their number means other work shared them."""
+    return (f"load average {load_average:.1f} when it ended (the run keeps the cores busy itself; above their "
+            "number, other work shared them)")
+
+
 @dataclass(frozen=True)
 class Section:
     """A section of a Markdown file, from the line `start` to the line `end` (both kept in the text)."""

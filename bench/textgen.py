@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from bench.corpus import EVAL
+from bench.corpus import EVAL, SQUAD_TEST_FOLDS
 
 _TOKEN = re.compile(r"\S+")
 
@@ -28,7 +28,7 @@ class TextGenerator:
         follow: dict[str, list[str]] = defaultdict(list)
         self.starts: list[str] = []
         self.titles: list[str] = []
-        for name in ("squad2_test", "xquad_en_test"):
+        for name in SQUAD_TEST_FOLDS:
             with open(eval_dir / name / "docs.jsonl", encoding="utf-8") as fh:
                 for line in fh:
                     doc = json.loads(line)

@@ -241,9 +241,8 @@ class Comprehension:
         with a scale for each output channel) and int8.json (its probe logits and `INT8_RECIPE`), each through a
         temporary name, so a reader never opens half a file.
 
-        A scale per channel rather than one per matrix rounds a channel of small weights by its own range, not by the
-        matrix's largest;
-        `python -m bench.reader_int8` measures what the user sees change (docs/reader.md, "int8")."""
+        A scale per channel rather than one per matrix rounds a channel of small weights by its own range, not by
+        the matrix's largest; `python -m bench.reader_int8` measures what the user sees change (docs/reader.md)."""
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         folder = source.parent
